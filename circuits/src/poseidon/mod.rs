@@ -130,7 +130,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn poseidon_rejects_unsupported_arity() {
+    fn rejects_unsupported_arity() {
         assert_eq!(hash(&[]), Err(PoseidonError::UnsupportedArity(0)));
         assert_eq!(
             hash(&[Fr::ZERO; 7]),
@@ -139,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn poseidon_round_layout_matches_circomlib() {
+    fn round_layout_matches_circomlib() {
         let p = params(2).expect("two inputs are supported");
         assert_eq!(p.width, 3);
         assert_eq!(p.rounds(), 65);

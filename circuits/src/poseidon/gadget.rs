@@ -1,8 +1,9 @@
 //! The R1CS gadget for circomlib-compatible Poseidon.
 //!
 //! Each S-box costs three constraints (x^2, x^4, x^5); round constants and
-//! the MDS mix are linear and cost none. For `n` inputs this is
-//! `3 * (8 * (n + 1) + partial_rounds)` constraints: 243 for two inputs.
+//! the MDS mix are linear and cost none, and lane 0 enters the first round
+//! as a constant, so its first S-box is free. For `n` inputs this is
+//! `3 * (8 * (n + 1) + partial_rounds - 1)` constraints: 240 for two.
 
 use ark_bn254::Fr;
 use ark_r1cs_std::{fields::fp::FpVar, prelude::*};

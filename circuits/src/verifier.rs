@@ -15,11 +15,12 @@
 
 use std::collections::HashMap;
 
-use ark_bn254::{Bn254, Fr, G1Projective, G2Affine};
+use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine};
 use ark_ec::{
     pairing::{Pairing, PairingOutput},
-    CurveGroup, VariableBaseMSM,
+    AffineRepr, CurveGroup,
 };
+use ark_ff::{Field, PrimeField, Zero};
 use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof};
 
 use crate::{
@@ -117,9 +118,20 @@ impl PreparedKey {
 
     /// `gamma_abc_g1[0] + sum_i inputs[i] * gamma_abc_g1[i + 1]`.
     pub(crate) fn prepare_inputs(&self, inputs: &[Fr]) -> G1Projective {
-        let bases = &self.pvk.vk.gamma_abc_g1;
-        G1Projective::from(bases[0]) + G1Projective::msm_unchecked(&bases[1..], inputs)
+        linear_combination(&self.pvk.vk.gamma_abc_g1, Fr::ONE, inputs)
     }
+}
+
+/// `constant * bases[0] + sum_i scalars[i] * bases[i + 1]`, by plain
+/// scalar multiplications: our circuits have a handful of public inputs, and
+/// arkworks' parallel MSM builds a thread pool per call, which costs more
+/// than the multiplications themselves at this size.
+pub(crate) fn linear_combination(bases: &[G1Affine], constant: Fr, scalars: &[Fr]) -> G1Projective {
+    let mut acc = G1Projective::zero();
+    for (base, scalar) in bases.iter().zip(std::iter::once(&constant).chain(scalars)) {
+        acc += base.mul_bigint(scalar.into_bigint());
+    }
+    acc
 }
 
 /// A proof that passed every structural check, ready for the pairings.

@@ -1,1 +1,10 @@
-//! placeholder
+//! zkid's prover client: the customer's phone side of a verification.
+//!
+//! It enrolls the device, keeps the device secret and the organization's
+//! attribute credential in an encrypted [`vault`], receives verification
+//! requests, proves and submits. Its public API uses plain types, so that it
+//! can be wrapped for iOS and Android.
+
+pub mod agent;
+pub mod rpc;
+pub mod vault;

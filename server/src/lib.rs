@@ -1,1 +1,294 @@
-//! placeholder
+//! zkid's verifier service: CIBA-style verification sessions over gRPC.
+//!
+//! An agent starts a verification for a customer and an operation
+//! (`zkid.v1.Verification`); the server pushes a request with a one-time
+//! challenge to the customer's enrolled phone (`zkid.v1.Device`); the phone
+//! proves in zero knowledge that it holds the device secret and the
+//! customer knows the PIN behind the enrolled commitment; the agent sees
+//! PASSED, FAILED, DECLINED, EXPIRED or CANCELLED, never a secret.
+//! Customers and phones are enrolled through `zkid.v1.Enrollment`.
+//!
+//! Layout:
+//! - [`domain`]: sessions, enrollment, credentials, proof checking; no
+//!   gRPC or SQL in it;
+//! - [`store`]: the SQLite adapter of the domain's storage port;
+//! - `grpc`: the tonic services, the auth layer, the status mapping;
+//! - [`keys`]: key files, generated on first start;
+//! - [`config`]: layered configuration;
+//! - [`admin`]: what the admin CLI does (tenants, credentials).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use zkid_server::{config::Config, run};
+//!
+//! let config = Config::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! run(config, listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+pub mod config;
+pub mod domain;
+mod grpc;
+pub mod keys;
+pub mod store;
+
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::{server::HealthReporter, ServingStatus};
+use zkid_proto::v1::{
+    device_server::DeviceServer, enrollment_server::EnrollmentServer,
+    verification_server::VerificationServer,
+};
+
+use crate::{
+    config::Config,
+    domain::{
+        catalog::{Catalog, CatalogError},
+        DomainError, Engine, EngineSettings, ProofChecker, StoreError,
+    },
+    grpc::{auth::AuthLayer, DeviceService, EnrollmentService, Ready, VerificationService},
+    keys::KeySetupError,
+    store::SqliteStore,
+};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key files.
+    #[error(transparent)]
+    Keys(#[from] KeySetupError),
+    /// The operations.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Files of the data directory or TLS.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gRPC transport.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection setup.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A start-up task died.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+const SERVICES: [&str; 3] = [
+    "zkid.v1.Enrollment",
+    "zkid.v1.Verification",
+    "zkid.v1.Device",
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for service in SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, ServerError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServerError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })
+    };
+    let mut server =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        server = server.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(server))
+}
+
+/// Opens the store, loads (or on first start generates) the keys, and
+/// builds the engine.
+async fn start_engine(
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> Result<(Arc<Engine>, SqliteStore), ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
+        what: format!("creating data directory {}", config.data_dir.display()),
+        source,
+    })?;
+    let store = SqliteStore::open(&config.database_path()).await?;
+    let operations = Catalog::builtin_operations();
+    let circuits = Catalog::circuits_used(&operations);
+    let key_dir = config.key_dir();
+    let keys = tokio::task::spawn_blocking(move || keys::load_or_generate(&key_dir, &circuits))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
+    let catalog = Catalog::new(operations, keys.circuits)?;
+    let engine = Engine::new(
+        Arc::new(store.clone()),
+        catalog,
+        ProofChecker::new(keys.verifier),
+        EngineSettings {
+            session_ttl: config.session_ttl(),
+            enrollment_code_ttl: Duration::from_secs(config.enrollment_code_ttl_secs),
+        },
+        stop,
+    );
+    engine.ping().await.map_err(|e| match e {
+        DomainError::Internal(detail) => ServerError::Store(StoreError::Backend(detail)),
+        other => ServerError::Task(other.to_string()),
+    })?;
+    Ok((Arc::new(engine), store))
+}
+
+/// Serves zkid on `listener` until `shutdown` completes, then finishes the
+/// RPCs in flight (open streams end) and returns.
+///
+/// Health checking and reflection answer at once, with NOT_SERVING until
+/// the store is open and the keys are loaded (generated on a first start,
+/// which takes seconds), and again from the moment `shutdown` completes;
+/// zkid's own RPCs answer UNAVAILABLE until then.
+///
+/// # Errors
+/// [`ServerError`] if TLS, storage, keys or the transport fail; a failure
+/// during start-up stops the server.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zkid_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let ready: Ready = Arc::new(OnceLock::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+
+    let startup = {
+        let config = config.clone();
+        let ready = Arc::clone(&ready);
+        let reporter = reporter.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let (engine, store) = match start_engine(&config, stop.clone()).await {
+                Ok(started) => started,
+                Err(error) => {
+                    let _ = failed_tx.send(());
+                    return Err(error);
+                }
+            };
+            // `ready` is set here only, once.
+            let _ = ready.set(Arc::clone(&engine));
+            set_health(&reporter, ServingStatus::Serving).await;
+            tracing::info!("ready");
+            let mut sweep = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms));
+            loop {
+                tokio::select! {
+                    _ = sweep.tick() => {
+                        if let Err(error) = engine.sweep().await {
+                            tracing::error!(%error, "expiry sweep failed");
+                        }
+                    }
+                    () = domain::stopped(&mut stop) => break,
+                }
+            }
+            Ok(store)
+        })
+    };
+
+    let max_in = config.max_message_bytes;
+    let max_out = grpc::MAX_RESPONSE_BYTES;
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(&config)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let local = listener.local_addr().ok();
+    let router = builder
+        .timeout(Duration::from_secs(config.request_timeout_secs))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .layer(AuthLayer::new(Arc::clone(&ready)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            EnrollmentServer::new(EnrollmentService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            VerificationServer::new(VerificationService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            DeviceServer::new(DeviceService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        );
+    tracing::info!(address = ?local, tls = config.tls.is_some(), "listening");
+    let signal = {
+        let reporter = reporter.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => tracing::info!("shutting down"),
+                _ = failed_rx => {}
+            }
+            set_health(&reporter, ServingStatus::NotServing).await;
+            // Ends open streams, so that in-flight RPCs can finish.
+            let _ = stop_tx.send(true);
+        }
+    };
+    let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let mut stopping = stop_rx.clone();
+    let served = tokio::select! {
+        served = serve => served,
+        () = async {
+            domain::stopped(&mut stopping).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            // A client holding a stream open (e.g. a health watch) must not
+            // keep the process alive forever.
+            tracing::warn!("shutdown grace period over: dropping remaining connections");
+            Ok(())
+        }
+    };
+    let started = startup
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?;
+    if let Ok(store) = &started {
+        store.close().await;
+    }
+    served?;
+    started.map(|_| ())
+}

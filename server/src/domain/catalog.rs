@@ -1,0 +1,288 @@
+//! What each operation requires, and how the server builds each circuit's
+//! statement.
+//!
+//! Agents name an operation; the server alone decides which circuits prove
+//! it and which assurance level it yields. A circuit is known by its stable
+//! name (`zkid_circuits::ZkCircuit::NAME`); to plug a new circuit in, give
+//! it a [`Statement`] (how its public inputs are assembled from what the
+//! server knows) and name it in an operation. Key files are generated and
+//! loaded by name for every circuit an operation uses.
+//!
+//! Per-tenant policy files replace [`Catalog::builtin_operations`] in the
+//! policy work that follows; the shape here (operation → level + circuits)
+//! is what they configure.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use zkid_circuits::{
+    circuit::{CircuitId, PublicInputs},
+    encoding::{field_from_bytes, field_to_bytes},
+    pin::PinKnowledgePublic,
+    KeyId,
+};
+
+use super::{
+    model::{AssuranceLevel, Customer, Device},
+    DomainError,
+};
+
+/// How the server assembles a circuit's public inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statement {
+    /// `pin-knowledge`: `[device commitment, challenge]`
+    /// ([`PinKnowledgePublic`]).
+    PinKnowledge,
+}
+
+impl Statement {
+    /// The statement kind of the circuit called `name`, if the server knows
+    /// how to build it.
+    pub fn for_circuit(name: &str) -> Option<Self> {
+        match name {
+            "pin-knowledge" => Some(Self::PinKnowledge),
+            _ => None,
+        }
+    }
+
+    /// The public inputs, canonically encoded, in the circuit's order.
+    ///
+    /// # Errors
+    /// [`DomainError::Internal`] if a stored commitment or challenge is not
+    /// a canonical field element (a corrupt store).
+    pub fn public_inputs(
+        self,
+        context: &StatementContext<'_>,
+    ) -> Result<Vec<[u8; 32]>, DomainError> {
+        let corrupt = |_| DomainError::Internal("stored field element is not canonical".into());
+        match self {
+            Self::PinKnowledge => {
+                let statement = PinKnowledgePublic {
+                    commitment: field_from_bytes(&context.device.commitment).map_err(corrupt)?,
+                    challenge: field_from_bytes(context.challenge).map_err(corrupt)?,
+                };
+                Ok(statement
+                    .to_field_elements()
+                    .iter()
+                    .map(field_to_bytes)
+                    .collect())
+            }
+        }
+    }
+}
+
+/// What a statement may draw on.
+#[derive(Debug, Clone, Copy)]
+pub struct StatementContext<'a> {
+    /// The session's challenge.
+    pub challenge: &'a [u8; 32],
+    /// The device asked.
+    pub device: &'a Device,
+    /// The customer (for attribute circuits).
+    pub customer: &'a Customer,
+}
+
+/// A circuit the server verifies, with its key.
+#[derive(Debug, Clone)]
+pub struct CircuitEntry {
+    /// Name and version.
+    pub id: CircuitId,
+    /// Its verifying key's id.
+    pub key_id: KeyId,
+    /// How its statement is built.
+    pub statement: Statement,
+    /// Its proving key file, served to devices.
+    pub proving_key: Arc<ProvingKeyFile>,
+}
+
+/// A proving key file as served to devices.
+#[derive(Clone)]
+pub struct ProvingKeyFile {
+    /// The circuit.
+    pub circuit: CircuitId,
+    /// The key id.
+    pub key_id: KeyId,
+    /// The file's bytes (zkid_circuits key file format).
+    pub bytes: Arc<[u8]>,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for ProvingKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvingKeyFile")
+            .field("circuit", &self.circuit)
+            .field("key_id", &self.key_id)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// A named operation an agent can verify for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// Stable name, e.g. `balance_inquiry`.
+    pub name: String,
+    /// For the customer's screen, e.g. "balance inquiry".
+    pub display_name: String,
+    /// The level a pass reaches.
+    pub level: AssuranceLevel,
+    /// Circuits to prove, by name, in order.
+    pub circuits: Vec<String>,
+}
+
+/// Errors building a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// An operation names a circuit that has no key or no statement.
+    #[error("operation {operation} needs circuit {circuit}, which the server cannot verify")]
+    UnknownCircuit {
+        /// The operation.
+        operation: String,
+        /// The circuit.
+        circuit: String,
+    },
+    /// An operation with no circuits would pass without proof.
+    #[error("operation {0} requires no proof")]
+    NoCircuits(String),
+}
+
+/// Operations and circuits.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    operations: BTreeMap<String, Operation>,
+    circuits: BTreeMap<String, CircuitEntry>,
+}
+
+impl Catalog {
+    /// The operations every tenant has until policies arrive.
+    pub fn builtin_operations() -> Vec<Operation> {
+        vec![Operation {
+            name: "balance_inquiry".into(),
+            display_name: "balance inquiry".into(),
+            level: AssuranceLevel::L1,
+            circuits: vec!["pin-knowledge".into()],
+        }]
+    }
+
+    /// The circuit names `operations` use, deduplicated, sorted.
+    pub fn circuits_used(operations: &[Operation]) -> Vec<String> {
+        let mut names: Vec<String> = operations
+            .iter()
+            .flat_map(|op| op.circuits.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// A catalog of `operations` over `circuits`.
+    ///
+    /// # Errors
+    /// See [`CatalogError`].
+    pub fn new(
+        operations: Vec<Operation>,
+        circuits: Vec<CircuitEntry>,
+    ) -> Result<Self, CatalogError> {
+        let circuits: BTreeMap<String, CircuitEntry> = circuits
+            .into_iter()
+            .map(|c| (c.id.name.clone(), c))
+            .collect();
+        for op in &operations {
+            if op.circuits.is_empty() {
+                return Err(CatalogError::NoCircuits(op.name.clone()));
+            }
+            if let Some(missing) = op.circuits.iter().find(|c| !circuits.contains_key(*c)) {
+                return Err(CatalogError::UnknownCircuit {
+                    operation: op.name.clone(),
+                    circuit: missing.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            operations: operations
+                .into_iter()
+                .map(|op| (op.name.clone(), op))
+                .collect(),
+            circuits,
+        })
+    }
+
+    /// The operation called `name`.
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations.get(name)
+    }
+
+    /// The circuit called `name`.
+    pub fn circuit(&self, name: &str) -> Option<&CircuitEntry> {
+        self.circuits.get(name)
+    }
+
+    /// Every circuit.
+    pub fn circuits(&self) -> impl Iterator<Item = &CircuitEntry> {
+        self.circuits.values()
+    }
+
+    /// The proving key with id `key_id`.
+    pub fn proving_key(&self, key_id: &KeyId) -> Option<&Arc<ProvingKeyFile>> {
+        self.circuits
+            .values()
+            .find(|c| c.key_id == *key_id)
+            .map(|c| &c.proving_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> CircuitEntry {
+        let id = CircuitId {
+            name: name.into(),
+            version: 1,
+        };
+        CircuitEntry {
+            id: id.clone(),
+            key_id: KeyId([7; 32]),
+            statement: Statement::PinKnowledge,
+            proving_key: Arc::new(ProvingKeyFile {
+                circuit: id,
+                key_id: KeyId([7; 32]),
+                bytes: Arc::from(vec![1u8, 2, 3]),
+                sha256: [0; 32],
+            }),
+        }
+    }
+
+    #[test]
+    fn builtin_operations_name_known_statements() {
+        for op in Catalog::builtin_operations() {
+            for circuit in &op.circuits {
+                assert!(Statement::for_circuit(circuit).is_some(), "{circuit}");
+            }
+        }
+    }
+
+    #[test]
+    fn operations_must_name_available_circuits() {
+        let ops = Catalog::builtin_operations();
+        assert!(Catalog::new(ops.clone(), vec![entry("pin-knowledge")]).is_ok());
+        assert!(matches!(
+            Catalog::new(ops, vec![entry("other")]),
+            Err(CatalogError::UnknownCircuit { .. })
+        ));
+    }
+
+    #[test]
+    fn operations_must_require_a_proof() {
+        let op = Operation {
+            name: "free".into(),
+            display_name: "free".into(),
+            level: AssuranceLevel::L1,
+            circuits: vec![],
+        };
+        assert!(matches!(
+            Catalog::new(vec![op], vec![]),
+            Err(CatalogError::NoCircuits(_))
+        ));
+    }
+}

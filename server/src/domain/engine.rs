@@ -1,0 +1,976 @@
+//! The engine: every use case of the service, independent of transport.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use zkid_circuits::{
+    circuit::CircuitId,
+    encoding::{field_from_bytes, PROOF_LEN},
+    KeyId, Verdict,
+};
+
+use super::{
+    catalog::{Catalog, ProvingKeyFile, StatementContext},
+    hub::Hub,
+    model::{
+        AccountRef, AssuranceLevel, AttributeCommitment, Caller, CredentialId, CredentialRecord,
+        CustomerRef, Device, DeviceId, DeviceStatus, Resolution, Role, Scope, Session, SessionId,
+        SessionState, TenantId, Timestamp,
+    },
+    proofs::{ProofChecker, ProofItem},
+    secrets::{self, Token},
+    CustomerRegistration, DeviceEnrollment, DomainError, Store,
+};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// How long a verification session stays answerable.
+    pub session_ttl: Duration,
+    /// How long an enrollment code stays usable.
+    pub enrollment_code_ttl: Duration,
+}
+
+/// The result of registering a customer.
+#[derive(Debug)]
+pub struct Registration {
+    /// The one-time enrollment code (a bearer token).
+    pub code: Token,
+    /// Its expiry.
+    pub expires_at: Timestamp,
+    /// Whether the customer was known before.
+    pub existing_customer: bool,
+}
+
+/// The result of enrolling a device.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// The new device.
+    pub device: DeviceId,
+    /// Its bearer token.
+    pub token: Token,
+    /// Its customer.
+    pub customer_ref: CustomerRef,
+    /// The tenant's display name.
+    pub organization: String,
+    /// Devices this one replaced.
+    pub replaced: Vec<DeviceId>,
+}
+
+/// A proof as submitted by a device.
+#[derive(Debug, Clone)]
+pub struct SubmittedProof {
+    /// The key id it claims (should be 32 bytes).
+    pub key_id: Vec<u8>,
+    /// The proof bytes.
+    pub proof: Vec<u8>,
+}
+
+/// One statement a device must prove.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    /// The circuit.
+    pub circuit: CircuitId,
+    /// Its key.
+    pub key_id: KeyId,
+    /// Its public inputs, in order.
+    pub public_inputs: Vec<[u8; 32]>,
+}
+
+/// A request pushed to a device.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// The session.
+    pub session: Session,
+    /// The tenant's display name.
+    pub organization: String,
+    /// The operation's display name.
+    pub operation_display: String,
+    /// The message naming organization, operation and binding code.
+    pub binding_message: String,
+    /// What to prove.
+    pub requirements: Vec<Requirement>,
+}
+
+/// What happened to a device's enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A newer enrollment replaced it.
+    Replaced,
+    /// The organization revoked it.
+    Revoked,
+}
+
+/// An event on a device's push stream.
+#[derive(Debug, Clone)]
+pub enum DeviceUpdate {
+    /// A pending request.
+    Request(Box<PushRequest>),
+    /// A request closed.
+    Closed {
+        /// The session.
+        session: SessionId,
+        /// Its final state.
+        state: SessionState,
+    },
+    /// The device's enrollment changed; the stream ends after this.
+    Notice {
+        /// What.
+        kind: NoticeKind,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum DeviceSignal {
+    Request(SessionId),
+    Closed(SessionId, SessionState),
+    Notice(NoticeKind, Timestamp),
+}
+
+/// The service's use cases. Cheap to share behind an `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    catalog: Catalog,
+    proofs: ProofChecker,
+    settings: EngineSettings,
+    sessions: Hub<SessionId, ()>,
+    devices: Hub<DeviceId, DeviceSignal>,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn require(caller: &Caller, role: Role, scope: Scope) -> Result<(), DomainError> {
+    if caller.role == role && caller.scope == scope {
+        Ok(())
+    } else {
+        Err(DomainError::PermissionDenied(
+            "this credential may not call this",
+        ))
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, verifying `catalog`'s circuits with
+    /// `proofs`. Streams end when `shutdown` turns true.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        proofs: ProofChecker,
+        settings: EngineSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            proofs,
+            settings,
+            sessions: Hub::new(),
+            devices: Hub::new(),
+            shutdown,
+        }
+    }
+
+    /// The catalog of operations and circuits.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Whether storage answers.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn ping(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
+    }
+
+    // ----- authentication -------------------------------------------------
+
+    /// Finds the caller a bearer token belongs to.
+    ///
+    /// # Errors
+    /// [`DomainError::Unauthenticated`] for a malformed, unknown, wrong,
+    /// revoked, expired or used token.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, DomainError> {
+        let invalid = DomainError::Unauthenticated("invalid credential");
+        let Some(id) = secrets::claimed_credential(token) else {
+            return Err(invalid);
+        };
+        let Some(record) = self.store.credential(&id).await? else {
+            return Err(invalid);
+        };
+        if !secrets::hashes_match(&secrets::hash_token(token), &record.token_hash) {
+            return Err(invalid);
+        }
+        if record.revoked_at.is_some() {
+            return Err(DomainError::Unauthenticated("credential revoked"));
+        }
+        if record.expires_at.is_some_and(|t| t <= Timestamp::now()) {
+            return Err(DomainError::Unauthenticated("credential expired"));
+        }
+        if record.scope == Scope::Enrollment && record.used_at.is_some() {
+            return Err(DomainError::Unauthenticated("enrollment code already used"));
+        }
+        Ok(Caller {
+            credential: record.id,
+            tenant: record.tenant,
+            role: record.role,
+            scope: record.scope,
+            customer: record.customer,
+            device: record.device,
+        })
+    }
+
+    // ----- enrollment -----------------------------------------------------
+
+    /// Registers or re-registers a customer and issues an enrollment code.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-enroller; InvalidArgument for a
+    /// non-canonical commitment or a zero schema version.
+    pub async fn register_customer(
+        &self,
+        caller: &Caller,
+        customer_ref: CustomerRef,
+        attributes: Option<AttributeCommitment>,
+    ) -> Result<Registration, DomainError> {
+        require(caller, Role::Enroller, Scope::Full)?;
+        if let Some(attributes) = &attributes {
+            if field_from_bytes(&attributes.commitment).is_err() {
+                return Err(DomainError::InvalidArgument(
+                    "attribute commitment is not a canonical field element",
+                ));
+            }
+            if attributes.schema_version == 0 {
+                return Err(DomainError::InvalidArgument(
+                    "attribute schema_version must be at least 1",
+                ));
+            }
+        }
+        let now = Timestamp::now();
+        let id = CredentialId::random();
+        let code = Token::generate(&id);
+        let expires_at = now.plus(self.settings.enrollment_code_ttl);
+        let record = CredentialRecord {
+            id,
+            tenant: caller.tenant.clone(),
+            role: Role::Device,
+            scope: Scope::Enrollment,
+            token_hash: code.hash(),
+            customer: Some(customer_ref.clone()),
+            device: None,
+            label: None,
+            created_at: now,
+            expires_at: Some(expires_at),
+            used_at: None,
+            revoked_at: None,
+        };
+        let existing_customer = self
+            .store
+            .register_customer(&CustomerRegistration {
+                tenant: caller.tenant.clone(),
+                customer_ref,
+                attributes,
+                code: record,
+                at: now,
+            })
+            .await?;
+        tracing::info!(tenant = %caller.tenant, existing_customer, "customer registered");
+        Ok(Registration {
+            code,
+            expires_at,
+            existing_customer,
+        })
+    }
+
+    /// Enrolls the calling phone with its enrollment code.
+    ///
+    /// # Errors
+    /// PermissionDenied unless called with an enrollment code;
+    /// InvalidArgument for a non-canonical commitment; Unauthenticated if
+    /// the code was used meanwhile.
+    pub async fn enroll_device(
+        &self,
+        caller: &Caller,
+        commitment: [u8; 32],
+    ) -> Result<Enrolled, DomainError> {
+        require(caller, Role::Device, Scope::Enrollment)?;
+        let customer_ref = caller
+            .customer
+            .clone()
+            .ok_or_else(|| DomainError::Internal("enrollment code without customer".into()))?;
+        if field_from_bytes(&commitment).is_err() {
+            return Err(DomainError::InvalidArgument(
+                "device commitment is not a canonical field element",
+            ));
+        }
+        let now = Timestamp::now();
+        let device_id = DeviceId::random();
+        let credential_id = CredentialId::random();
+        let token = Token::generate(&credential_id);
+        let credential = CredentialRecord {
+            id: credential_id.clone(),
+            tenant: caller.tenant.clone(),
+            role: Role::Device,
+            scope: Scope::Full,
+            token_hash: token.hash(),
+            customer: Some(customer_ref.clone()),
+            device: Some(device_id.clone()),
+            label: None,
+            created_at: now,
+            expires_at: None,
+            used_at: None,
+            revoked_at: None,
+        };
+        let device = Device {
+            id: device_id.clone(),
+            tenant: caller.tenant.clone(),
+            customer_ref: customer_ref.clone(),
+            commitment,
+            credential: credential_id,
+            status: DeviceStatus::Active,
+            enrolled_at: now,
+            changed_at: None,
+        };
+        let replaced = self
+            .store
+            .enroll_device(&DeviceEnrollment {
+                code: caller.credential.clone(),
+                device,
+                credential,
+                at: now,
+            })
+            .await?
+            .ok_or(DomainError::Unauthenticated("enrollment code already used"))?;
+        for old in &replaced {
+            self.devices
+                .publish(old, DeviceSignal::Notice(NoticeKind::Replaced, now));
+        }
+        let organization = self.organization(&caller.tenant).await?;
+        tracing::info!(tenant = %caller.tenant, device = %device_id, replaced = replaced.len(), "device enrolled");
+        Ok(Enrolled {
+            device: device_id,
+            token,
+            customer_ref,
+            organization,
+            replaced,
+        })
+    }
+
+    /// Revokes a customer's device.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-enroller; NotFound if the tenant has no
+    /// such device for that customer.
+    pub async fn revoke_device(
+        &self,
+        caller: &Caller,
+        customer_ref: &CustomerRef,
+        device: &DeviceId,
+    ) -> Result<Timestamp, DomainError> {
+        require(caller, Role::Enroller, Scope::Full)?;
+        let found = self
+            .store
+            .device(device)
+            .await?
+            .ok_or(DomainError::NotFound("device"))?;
+        if found.tenant != caller.tenant {
+            return Err(DomainError::PermissionDenied(
+                "device belongs to another tenant",
+            ));
+        }
+        let at = self
+            .store
+            .revoke_device(&caller.tenant, customer_ref, device, Timestamp::now())
+            .await?
+            .ok_or(DomainError::NotFound("device"))?;
+        self.devices
+            .publish(device, DeviceSignal::Notice(NoticeKind::Revoked, at));
+        tracing::info!(tenant = %caller.tenant, device = %device, "device revoked");
+        Ok(at)
+    }
+
+    async fn organization(&self, tenant: &TenantId) -> Result<String, DomainError> {
+        Ok(self
+            .store
+            .tenant(tenant)
+            .await?
+            .ok_or_else(|| DomainError::Internal("credential of a missing tenant".into()))?
+            .display_name)
+    }
+
+    // ----- the agent's side -----------------------------------------------
+
+    /// Starts a verification session and pushes it to the customer's device.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-agent; InvalidArgument for an unknown
+    /// operation; NotFound for an unknown customer; FailedPrecondition if
+    /// the customer has no active device.
+    pub async fn start_verification(
+        &self,
+        caller: &Caller,
+        customer_ref: CustomerRef,
+        operation: &str,
+        account_ref: Option<AccountRef>,
+    ) -> Result<Session, DomainError> {
+        require(caller, Role::Agent, Scope::Full)?;
+        let operation = self
+            .catalog
+            .operation(operation)
+            .ok_or(DomainError::InvalidArgument("unknown operation"))?;
+        self.store
+            .customer(&caller.tenant, &customer_ref)
+            .await?
+            .ok_or(DomainError::NotFound("customer"))?;
+        let device = self
+            .store
+            .active_device(&caller.tenant, &customer_ref)
+            .await?
+            .ok_or(DomainError::FailedPrecondition(
+                "customer has no active device",
+            ))?;
+        let now = Timestamp::now();
+        let session = Session {
+            id: SessionId::random(),
+            tenant: caller.tenant.clone(),
+            customer_ref,
+            account_ref,
+            device: device.id.clone(),
+            agent_credential: caller.credential.clone(),
+            operation: operation.name.clone(),
+            required_level: operation.level,
+            level_reached: AssuranceLevel::None,
+            circuits: operation.circuits.clone(),
+            challenge: secrets::random_challenge(),
+            binding_code: secrets::binding_code(),
+            state: SessionState::Pending,
+            created_at: now,
+            expires_at: now.plus(self.settings.session_ttl),
+            resolved_at: None,
+        };
+        self.store.insert_session(&session).await?;
+        self.devices
+            .publish(&device.id, DeviceSignal::Request(session.id.clone()));
+        tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
+        Ok(session)
+    }
+
+    /// Loads a session the caller may see, expiring it first if due.
+    async fn visible_session(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+    ) -> Result<Session, DomainError> {
+        let session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or(DomainError::NotFound("session"))?;
+        let allowed = session.tenant == caller.tenant
+            && match caller.role {
+                Role::Agent => true,
+                Role::Device => caller.device.as_ref() == Some(&session.device),
+                _ => false,
+            };
+        if !allowed {
+            return Err(DomainError::PermissionDenied(
+                "session belongs to someone else",
+            ));
+        }
+        if session.state == SessionState::Pending && session.expires_at <= Timestamp::now() {
+            return self.expire(&session.id).await;
+        }
+        Ok(session)
+    }
+
+    /// Expires a session if it is due, and returns its current state.
+    async fn expire(&self, id: &SessionId) -> Result<Session, DomainError> {
+        let resolution = Resolution {
+            state: SessionState::Expired,
+            level_reached: AssuranceLevel::None,
+            at: Timestamp::now(),
+            fraud_signal: None,
+        };
+        if let Some(session) = self.resolve(id, &resolution).await? {
+            return Ok(session);
+        }
+        self.store
+            .session(id)
+            .await?
+            .ok_or(DomainError::NotFound("session"))
+    }
+
+    async fn resolve(
+        &self,
+        id: &SessionId,
+        resolution: &Resolution,
+    ) -> Result<Option<Session>, DomainError> {
+        let resolved = self.store.resolve_session(id, resolution).await?;
+        if let Some(session) = &resolved {
+            self.sessions.publish(id, ());
+            self.devices.publish(
+                &session.device,
+                DeviceSignal::Closed(id.clone(), session.state),
+            );
+            tracing::info!(tenant = %session.tenant, session = %id, state = session.state.as_str(), "session resolved");
+        }
+        Ok(resolved)
+    }
+
+    /// The session, as the agent may see it.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-agent or another tenant's session;
+    /// NotFound.
+    pub async fn get_session(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+    ) -> Result<Session, DomainError> {
+        require(caller, Role::Agent, Scope::Full)?;
+        self.visible_session(caller, id).await
+    }
+
+    /// Cancels a pending session.
+    ///
+    /// # Errors
+    /// As [`Engine::get_session`]; FailedPrecondition if it already resolved.
+    pub async fn cancel(&self, caller: &Caller, id: &SessionId) -> Result<Session, DomainError> {
+        require(caller, Role::Agent, Scope::Full)?;
+        self.visible_session(caller, id).await?;
+        let resolution = Resolution {
+            state: SessionState::Cancelled,
+            level_reached: AssuranceLevel::None,
+            at: Timestamp::now(),
+            fraud_signal: None,
+        };
+        self.resolve(id, &resolution)
+            .await?
+            .ok_or(DomainError::FailedPrecondition("session already resolved"))
+    }
+
+    /// A stream of the session's snapshots: the current one, then one per
+    /// change, ending after the final state (or at shutdown).
+    ///
+    /// # Errors
+    /// As [`Engine::get_session`], before the stream starts.
+    pub async fn watch_session(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &SessionId,
+    ) -> Result<mpsc::Receiver<Result<Session, DomainError>>, DomainError> {
+        require(caller, Role::Agent, Scope::Full)?;
+        // Subscribe before reading, so no change slips between the two.
+        let mut changes = self.sessions.subscribe(id);
+        let first = self.visible_session(caller, id).await?;
+        let (tx, rx) = mpsc::channel(4);
+        let engine = Arc::clone(self);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut current = first;
+            let mut last_sent: Option<Session> = None;
+            loop {
+                if last_sent.as_ref() != Some(&current) {
+                    if tx.send(Ok(current.clone())).await.is_err() {
+                        return;
+                    }
+                    last_sent = Some(current.clone());
+                }
+                if current.state.is_final() {
+                    return;
+                }
+                let expiry = tokio::time::sleep(current.expires_at.remaining());
+                tokio::select! {
+                    signal = changes.recv() => {
+                        if matches!(signal, Err(broadcast::error::RecvError::Closed)) {
+                            return;
+                        }
+                    }
+                    () = expiry => {}
+                    () = tx.closed() => return,
+                    () = super::stopped(&mut shutdown) => return,
+                }
+                let next = if current.expires_at <= Timestamp::now() {
+                    engine.expire(&current.id).await
+                } else {
+                    engine
+                        .store
+                        .session(&current.id)
+                        .await
+                        .map_err(DomainError::from)
+                        .and_then(|s| s.ok_or(DomainError::NotFound("session")))
+                };
+                match next {
+                    Ok(session) => current = session,
+                    Err(error) => {
+                        let _ = tx.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    // ----- the device's side ----------------------------------------------
+
+    async fn active_caller_device(&self, caller: &Caller) -> Result<Device, DomainError> {
+        require(caller, Role::Device, Scope::Full)?;
+        let id = caller
+            .device
+            .as_ref()
+            .ok_or_else(|| DomainError::Internal("device credential without device".into()))?;
+        let device =
+            self.store.device(id).await?.ok_or_else(|| {
+                DomainError::Internal("device credential of a missing device".into())
+            })?;
+        if device.tenant != caller.tenant {
+            return Err(DomainError::Internal("device in another tenant".into()));
+        }
+        Ok(device)
+    }
+
+    async fn push_request(
+        &self,
+        session: Session,
+        device: &Device,
+        organization: &str,
+    ) -> Result<PushRequest, DomainError> {
+        let customer = self
+            .store
+            .customer(&session.tenant, &session.customer_ref)
+            .await?
+            .ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
+        let context = StatementContext {
+            challenge: &session.challenge,
+            device,
+            customer: &customer,
+        };
+        let requirements = session
+            .circuits
+            .iter()
+            .map(|name| {
+                let entry = self.catalog.circuit(name).ok_or_else(|| {
+                    DomainError::Internal(format!("session needs unknown circuit {name}"))
+                })?;
+                Ok(Requirement {
+                    circuit: entry.id.clone(),
+                    key_id: entry.key_id,
+                    public_inputs: entry.statement.public_inputs(&context)?,
+                })
+            })
+            .collect::<Result<Vec<_>, DomainError>>()?;
+        let operation_display = self
+            .catalog
+            .operation(&session.operation)
+            .map_or_else(|| session.operation.clone(), |op| op.display_name.clone());
+        let binding_message = format!(
+            "{organization} asks you to confirm: {operation_display}. Code {}.",
+            session.binding_code
+        );
+        Ok(PushRequest {
+            session,
+            organization: organization.to_owned(),
+            operation_display,
+            binding_message,
+            requirements,
+        })
+    }
+
+    /// The device's push stream: pending requests at once, then new
+    /// requests, closings and notices. A replaced or revoked device gets its
+    /// notice and the stream ends.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-device, before the stream starts.
+    pub async fn device_feed(
+        self: &Arc<Self>,
+        caller: &Caller,
+    ) -> Result<mpsc::Receiver<Result<DeviceUpdate, DomainError>>, DomainError> {
+        require(caller, Role::Device, Scope::Full)?;
+        let device_id = caller
+            .device
+            .clone()
+            .ok_or_else(|| DomainError::Internal("device credential without device".into()))?;
+        let mut signals = self.devices.subscribe(&device_id);
+        let device = self.active_caller_device(caller).await?;
+        let organization = self.organization(&caller.tenant).await?;
+        let (tx, rx) = mpsc::channel(8);
+        let engine = Arc::clone(self);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let notice = match device.status {
+                DeviceStatus::Active => None,
+                DeviceStatus::Replaced => Some(NoticeKind::Replaced),
+                DeviceStatus::Revoked => Some(NoticeKind::Revoked),
+            };
+            if let Some(kind) = notice {
+                let at = device.changed_at.unwrap_or(device.enrolled_at);
+                let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
+                return;
+            }
+            let mut resync = true;
+            loop {
+                if resync {
+                    resync = false;
+                    let pending = match engine
+                        .store
+                        .pending_sessions(&device.id, Timestamp::now())
+                        .await
+                    {
+                        Ok(pending) => pending,
+                        Err(error) => {
+                            let _ = tx.send(Err(error.into())).await;
+                            return;
+                        }
+                    };
+                    for session in pending {
+                        let update = engine
+                            .push_request(session, &device, &organization)
+                            .await
+                            .map(|r| DeviceUpdate::Request(Box::new(r)));
+                        let failed = update.is_err();
+                        if tx.send(update).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+                let signal = tokio::select! {
+                    signal = signals.recv() => signal,
+                    () = tx.closed() => return,
+                    () = super::stopped(&mut shutdown) => return,
+                };
+                let update = match signal {
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        resync = true;
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                    Ok(DeviceSignal::Closed(session, state)) => {
+                        Ok(DeviceUpdate::Closed { session, state })
+                    }
+                    Ok(DeviceSignal::Notice(kind, at)) => {
+                        let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
+                        return;
+                    }
+                    Ok(DeviceSignal::Request(id)) => match engine.store.session(&id).await {
+                        Ok(Some(session)) if session.state == SessionState::Pending => engine
+                            .push_request(session, &device, &organization)
+                            .await
+                            .map(|r| DeviceUpdate::Request(Box::new(r))),
+                        Ok(_) => continue,
+                        Err(error) => Err(error.into()),
+                    },
+                };
+                let failed = update.is_err();
+                if tx.send(update).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Answers a session with proofs. The server builds each statement
+    /// itself; the first well-formed answer resolves the session.
+    ///
+    /// # Errors
+    /// PermissionDenied for another device's session or an inactive device;
+    /// InvalidArgument / MalformedProof for malformed proofs (the session
+    /// stays pending); FailedPrecondition if the session is no longer
+    /// pending (a replay) or expired.
+    pub async fn submit_proof(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+        proofs: Vec<SubmittedProof>,
+    ) -> Result<Session, DomainError> {
+        let device = self.active_caller_device(caller).await?;
+        if device.status != DeviceStatus::Active {
+            return Err(DomainError::PermissionDenied("device is no longer active"));
+        }
+        let session = self.visible_session(caller, id).await?;
+        match session.state {
+            SessionState::Pending => {}
+            SessionState::Expired => {
+                return Err(DomainError::FailedPrecondition("session expired"))
+            }
+            _ => {
+                return Err(DomainError::FailedPrecondition(
+                    "session is no longer pending",
+                ))
+            }
+        }
+        if proofs.len() != session.circuits.len() {
+            return Err(DomainError::InvalidArgument(
+                "one proof per requirement is needed",
+            ));
+        }
+        let customer = self
+            .store
+            .customer(&session.tenant, &session.customer_ref)
+            .await?
+            .ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
+        let context = StatementContext {
+            challenge: &session.challenge,
+            device: &device,
+            customer: &customer,
+        };
+        let mut items = Vec::with_capacity(proofs.len());
+        for (index, (proof, name)) in proofs.into_iter().zip(&session.circuits).enumerate() {
+            let entry = self.catalog.circuit(name).ok_or_else(|| {
+                DomainError::Internal(format!("session needs unknown circuit {name}"))
+            })?;
+            if proof.key_id.as_slice() != entry.key_id.0.as_slice() {
+                return Err(DomainError::MalformedProof {
+                    index,
+                    reason: "it names another key than the requirement".into(),
+                });
+            }
+            if proof.proof.len() != PROOF_LEN {
+                return Err(DomainError::MalformedProof {
+                    index,
+                    reason: format!("a proof is {PROOF_LEN} bytes, got {}", proof.proof.len()),
+                });
+            }
+            items.push(ProofItem {
+                key_id: entry.key_id,
+                proof: proof.proof,
+                public_inputs: entry.statement.public_inputs(&context)?,
+            });
+        }
+        let verdicts = self.proofs.verify(items).await?;
+        for (index, verdict) in verdicts.iter().enumerate() {
+            if let Verdict::Rejected(rejection) = verdict {
+                if rejection.is_malformed() {
+                    return Err(DomainError::MalformedProof {
+                        index,
+                        reason: rejection.to_string(),
+                    });
+                }
+            }
+        }
+        let passed = verdicts.iter().all(Verdict::is_accepted);
+        let resolution = Resolution {
+            state: if passed {
+                SessionState::Passed
+            } else {
+                SessionState::Failed
+            },
+            level_reached: if passed {
+                session.required_level
+            } else {
+                AssuranceLevel::None
+            },
+            at: Timestamp::now(),
+            fraud_signal: None,
+        };
+        match self.resolve(id, &resolution).await? {
+            Some(session) => Ok(session),
+            None => Err(self.why_not_pending(id).await),
+        }
+    }
+
+    async fn why_not_pending(&self, id: &SessionId) -> DomainError {
+        match self.expire(id).await {
+            Ok(s) if s.state == SessionState::Expired => {
+                DomainError::FailedPrecondition("session expired")
+            }
+            Ok(_) => DomainError::FailedPrecondition("session is no longer pending"),
+            Err(error) => error,
+        }
+    }
+
+    /// Declines a session ("I did not call") and records a fraud signal.
+    ///
+    /// # Errors
+    /// As [`Engine::submit_proof`].
+    pub async fn decline(&self, caller: &Caller, id: &SessionId) -> Result<Session, DomainError> {
+        let device = self.active_caller_device(caller).await?;
+        if device.status != DeviceStatus::Active {
+            return Err(DomainError::PermissionDenied("device is no longer active"));
+        }
+        self.visible_session(caller, id).await?;
+        let resolution = Resolution {
+            state: SessionState::Declined,
+            level_reached: AssuranceLevel::None,
+            at: Timestamp::now(),
+            fraud_signal: Some("declined"),
+        };
+        match self.resolve(id, &resolution).await? {
+            Some(session) => {
+                tracing::warn!(tenant = %session.tenant, session = %id, "customer declined a verification: fraud signal recorded");
+                Ok(session)
+            }
+            None => Err(self.why_not_pending(id).await),
+        }
+    }
+
+    /// Every proving key in use.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-device.
+    pub fn proving_keys(&self, caller: &Caller) -> Result<Vec<Arc<ProvingKeyFile>>, DomainError> {
+        require(caller, Role::Device, Scope::Full)?;
+        Ok(self
+            .catalog
+            .circuits()
+            .map(|c| Arc::clone(&c.proving_key))
+            .collect())
+    }
+
+    /// One proving key by its key id.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-device; InvalidArgument for a malformed
+    /// id; NotFound.
+    pub fn proving_key(
+        &self,
+        caller: &Caller,
+        key_id: &[u8],
+    ) -> Result<Arc<ProvingKeyFile>, DomainError> {
+        require(caller, Role::Device, Scope::Full)?;
+        let key_id = KeyId(
+            key_id
+                .try_into()
+                .map_err(|_| DomainError::InvalidArgument("a key id is 32 bytes"))?,
+        );
+        self.catalog
+            .proving_key(&key_id)
+            .cloned()
+            .ok_or(DomainError::NotFound("proving key"))
+    }
+
+    // ----- housekeeping ---------------------------------------------------
+
+    /// Expires every due session (so devices and watchers learn of it even
+    /// if nobody asks) and drops idle hub topics. Returns how many expired.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn sweep(&self) -> Result<usize, DomainError> {
+        let due = self.store.due_sessions(Timestamp::now(), 500).await?;
+        let mut expired = 0;
+        for id in &due {
+            if self.expire(id).await?.state == SessionState::Expired {
+                expired += 1;
+            }
+        }
+        self.sessions.prune();
+        self.devices.prune();
+        Ok(expired)
+    }
+
+    /// Fraud signals recorded for a customer of the caller's tenant.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn fraud_signal_count(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<u64, DomainError> {
+        Ok(self.store.fraud_signal_count(tenant, customer_ref).await?)
+    }
+}

@@ -1,0 +1,484 @@
+//! The domain's vocabulary: identifiers, roles, callers, sessions, devices.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use super::DomainError;
+
+/// Milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// This time plus `duration` (saturating).
+    pub fn plus(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(millis))
+    }
+
+    /// Time from now until `self`, zero if past.
+    pub fn remaining(self) -> Duration {
+        let left = self.0.saturating_sub(Self::now().0);
+        Duration::from_millis(u64::try_from(left).unwrap_or(0))
+    }
+}
+
+fn valid_ref(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b))
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps `text`.
+            ///
+            /// # Errors
+            /// [`DomainError::InvalidArgument`] if it is malformed.
+            pub fn parse(text: &str) -> Result<Self, DomainError> {
+                let check: fn(&str) -> bool = $check;
+                if check(text) {
+                    Ok(Self(text.to_owned()))
+                } else {
+                    Err(DomainError::InvalidArgument(concat!("malformed ", $what)))
+                }
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A tenant: one client organization. Lower-case letters, digits and
+    /// `-`, 1 to 40 characters.
+    TenantId,
+    "tenant id",
+    |t| !t.is_empty()
+        && t.len() <= 40
+        && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+);
+string_id!(
+    /// The organization's opaque reference for a customer (never PII).
+    CustomerRef,
+    "customer_ref",
+    |t| valid_ref(t, 128)
+);
+string_id!(
+    /// The organization's opaque reference for an account.
+    AccountRef,
+    "account_ref",
+    |t| valid_ref(t, 128)
+);
+string_id!(
+    /// A verification session's id: `s_` and 32 hex digits.
+    SessionId,
+    "session_id",
+    |t| prefixed_hex(t, "s_", 32)
+);
+string_id!(
+    /// A device's id: `d_` and 24 hex digits.
+    DeviceId,
+    "device_id",
+    |t| prefixed_hex(t, "d_", 24)
+);
+string_id!(
+    /// A credential's id: 24 hex digits (also the middle of its token).
+    CredentialId,
+    "credential id",
+    |t| prefixed_hex(t, "", 24)
+);
+
+fn prefixed_hex(text: &str, prefix: &str, digits: usize) -> bool {
+    text.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == digits && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+impl SessionId {
+    pub(crate) fn random() -> Self {
+        Self(format!("s_{}", super::secrets::random_hex(16)))
+    }
+}
+
+impl DeviceId {
+    pub(crate) fn random() -> Self {
+        Self(format!("d_{}", super::secrets::random_hex(12)))
+    }
+}
+
+impl CredentialId {
+    pub(crate) fn random() -> Self {
+        Self(super::secrets::random_hex(12))
+    }
+}
+
+/// What a credential may do. Each RPC admits a fixed set of roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A contact-center agent desktop: starts and follows verifications.
+    Agent,
+    /// A customer's phone: answers its own customer's requests.
+    Device,
+    /// The organization's backend: registers customers, revokes devices.
+    Enroller,
+    /// Reads the audit log (no RPC yet: the audit service comes later).
+    Auditor,
+    /// Administers its tenant (no RPC yet: administration is the CLI's).
+    Admin,
+}
+
+impl Role {
+    /// The role's name, as stored and as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Device => "device",
+            Self::Enroller => "enroller",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "agent" => Self::Agent,
+            "device" => Self::Device,
+            "enroller" => Self::Enroller,
+            "auditor" => Self::Auditor,
+            "admin" => Self::Admin,
+            _ => return Err(DomainError::InvalidArgument("unknown role")),
+        })
+    }
+}
+
+/// Whether a credential is a full credential or a one-time enrollment code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every RPC its role admits.
+    Full,
+    /// Only `EnrollDevice`, once (a device role enrollment code).
+    Enrollment,
+}
+
+impl Scope {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Enrollment => "enrollment",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "enrollment" => Some(Self::Enrollment),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated caller, as the auth layer found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The credential used.
+    pub credential: CredentialId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its role.
+    pub role: Role,
+    /// Its scope.
+    pub scope: Scope,
+    /// For device credentials and enrollment codes: the customer.
+    pub customer: Option<CustomerRef>,
+    /// For device credentials: the device.
+    pub device: Option<DeviceId>,
+}
+
+/// A stored credential. `token_hash` is the SHA-256 of the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRecord {
+    /// Id.
+    pub id: CredentialId,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Role.
+    pub role: Role,
+    /// Scope.
+    pub scope: Scope,
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// The customer (device credentials and enrollment codes).
+    pub customer: Option<CustomerRef>,
+    /// The device (device credentials).
+    pub device: Option<DeviceId>,
+    /// A label for operators (e.g. "desk 12"); not PII.
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry, if any.
+    pub expires_at: Option<Timestamp>,
+    /// When an enrollment code was used.
+    pub used_at: Option<Timestamp>,
+    /// When revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Id.
+    pub id: TenantId,
+    /// The organization's name as customers know it (shown on the phone).
+    pub display_name: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A commitment to a customer's attested attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeCommitment {
+    /// The commitment, a canonical field element.
+    pub commitment: [u8; 32],
+    /// The attribute schema's version (at least 1).
+    pub schema_version: u32,
+}
+
+/// A registered customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Reference.
+    pub customer_ref: CustomerRef,
+    /// Attribute commitment, once issued.
+    pub attributes: Option<AttributeCommitment>,
+}
+
+/// A device's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Answers requests.
+    Active,
+    /// Superseded by a newer enrollment of the same customer.
+    Replaced,
+    /// Revoked by the organization.
+    Revoked,
+}
+
+impl DeviceStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Replaced => "replaced",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "replaced" => Some(Self::Replaced),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The customer it answers for.
+    pub customer_ref: CustomerRef,
+    /// Poseidon(PIN, device secret), canonical encoding.
+    pub commitment: [u8; 32],
+    /// Its credential.
+    pub credential: CredentialId,
+    /// Standing.
+    pub status: DeviceStatus,
+    /// Enrollment time.
+    pub enrolled_at: Timestamp,
+    /// When it was replaced or revoked.
+    pub changed_at: Option<Timestamp>,
+}
+
+/// A session's state. See `zkid.v1.SessionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// Waiting for the device.
+    Pending,
+    /// Every proof verified.
+    Passed,
+    /// A proof did not verify.
+    Failed,
+    /// The customer declined.
+    Declined,
+    /// Nobody answered in time.
+    Expired,
+    /// Refused by lockout (not produced yet).
+    Locked,
+    /// The agent cancelled.
+    Cancelled,
+}
+
+impl SessionState {
+    /// Whether the state is final.
+    pub fn is_final(self) -> bool {
+        self != Self::Pending
+    }
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+            Self::Locked => "locked",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "passed" => Self::Passed,
+            "failed" => Self::Failed,
+            "declined" => Self::Declined,
+            "expired" => Self::Expired,
+            "locked" => Self::Locked,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// Assurance levels; see `zkid.v1.AssuranceLevel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AssuranceLevel {
+    /// Nothing reached.
+    None = 0,
+    /// Device factor (PIN + device).
+    L1 = 1,
+    /// L1 + account ownership.
+    L2 = 2,
+    /// L2 + credential-age conditions.
+    L3 = 3,
+}
+
+impl AssuranceLevel {
+    /// From the stored integer.
+    pub fn from_i64(value: i64) -> Option<Self> {
+        Some(match value {
+            0 => Self::None,
+            1 => Self::L1,
+            2 => Self::L2,
+            3 => Self::L3,
+            _ => return None,
+        })
+    }
+}
+
+/// A verification session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Id.
+    pub id: SessionId,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The customer verified.
+    pub customer_ref: CustomerRef,
+    /// The account concerned, if any.
+    pub account_ref: Option<AccountRef>,
+    /// The device asked.
+    pub device: DeviceId,
+    /// The agent credential that started it.
+    pub agent_credential: CredentialId,
+    /// The operation's name.
+    pub operation: String,
+    /// Level the operation requires.
+    pub required_level: AssuranceLevel,
+    /// Level reached.
+    pub level_reached: AssuranceLevel,
+    /// Circuit names to prove, in order (from the operation's mapping).
+    pub circuits: Vec<String>,
+    /// The one-time challenge, a canonical field element.
+    pub challenge: [u8; 32],
+    /// The code both sides see.
+    pub binding_code: String,
+    /// State.
+    pub state: SessionState,
+    /// Start.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Resolution.
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The challenge is not secret, but it has no business in logs.
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("operation", &self.operation)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a session resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// The final state.
+    pub state: SessionState,
+    /// The level reached.
+    pub level_reached: AssuranceLevel,
+    /// When.
+    pub at: Timestamp,
+    /// A fraud signal to record with it, e.g. `declined`.
+    pub fraud_signal: Option<&'static str>,
+}

@@ -1,0 +1,139 @@
+//! The storage port. The SQLite adapter implements it; a PostgreSQL one
+//! will follow the same contract. Every multi-step change is one
+//! transaction, and every state transition is conditional, so that
+//! concurrent callers (and several server processes) cannot both win.
+
+use async_trait::async_trait;
+
+use super::model::{
+    AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId,
+    Resolution, Session, SessionId, Tenant, TenantId, Timestamp,
+};
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database failed; the detail is for logs.
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+/// Registering (or re-registering) a customer with a fresh enrollment code.
+#[derive(Debug, Clone)]
+pub struct CustomerRegistration {
+    /// The customer.
+    pub tenant: TenantId,
+    /// The customer.
+    pub customer_ref: CustomerRef,
+    /// New attribute commitment; `None` keeps the stored one.
+    pub attributes: Option<AttributeCommitment>,
+    /// The new enrollment code's credential.
+    pub code: CredentialRecord,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// Enrolling a device with an enrollment code.
+#[derive(Debug, Clone)]
+pub struct DeviceEnrollment {
+    /// The enrollment code being used.
+    pub code: CredentialId,
+    /// The new device.
+    pub device: Device,
+    /// The new device's credential.
+    pub credential: CredentialRecord,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// The store. See the module docs for its guarantees.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates a tenant. [`StoreError::Conflict`] if the id is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// A tenant.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// Stores a credential.
+    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError>;
+    /// A credential.
+    async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError>;
+    /// Revokes a credential (and the device it belongs to, if any); returns
+    /// whether it existed.
+    async fn revoke_credential(&self, id: &CredentialId, at: Timestamp)
+        -> Result<bool, StoreError>;
+    /// A tenant's credentials (without enrollment codes).
+    async fn credentials(&self, tenant: &TenantId) -> Result<Vec<CredentialRecord>, StoreError>;
+
+    /// In one transaction: upserts the customer, revokes the customer's
+    /// unused enrollment codes, stores the new code. Returns whether the
+    /// customer existed.
+    async fn register_customer(&self, reg: &CustomerRegistration) -> Result<bool, StoreError>;
+    /// A customer.
+    async fn customer(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<Customer>, StoreError>;
+
+    /// In one transaction: consumes the enrollment code (if unused,
+    /// unrevoked and unexpired), marks the customer's active devices
+    /// replaced, stores the device and its credential. Returns the replaced
+    /// devices, or `None` if the code could not be consumed.
+    async fn enroll_device(
+        &self,
+        enrollment: &DeviceEnrollment,
+    ) -> Result<Option<Vec<DeviceId>>, StoreError>;
+    /// A device.
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
+    /// The customer's active device.
+    async fn active_device(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<Device>, StoreError>;
+    /// Revokes a device and its credential. Returns when it was revoked
+    /// (earlier if it already was), or `None` if the tenant has no such
+    /// device for that customer.
+    async fn revoke_device(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        device: &DeviceId,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Stores a new session.
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// A session.
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// Pending, unexpired sessions addressed to a device, oldest first.
+    async fn pending_sessions(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Resolves a session exactly once: only if it is pending and, for
+    /// EXPIRED, its expiry has passed at `resolution.at`, for any other
+    /// state, not yet. Records the fraud signal in the same transaction.
+    /// Returns the resolved session, or `None` if the condition failed.
+    async fn resolve_session(
+        &self,
+        id: &SessionId,
+        resolution: &Resolution,
+    ) -> Result<Option<Session>, StoreError>;
+    /// Ids of pending sessions whose expiry has passed.
+    async fn due_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<SessionId>, StoreError>;
+    /// Number of fraud signals recorded for a customer.
+    async fn fraud_signal_count(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<u64, StoreError>;
+}

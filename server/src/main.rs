@@ -1,0 +1,158 @@
+//! `zkid-server`: serves the verifier (the default), or administers
+//! tenants and credentials in the configured data directory.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use zkid_server::{admin, config::Config, config::Overrides, domain::model::Role};
+
+#[derive(Parser)]
+#[command(version, about = "zkid's zero-knowledge identity verifier")]
+struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage credentials.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (a client organization).
+    Create {
+        /// Id: lower-case letters, digits and '-'.
+        id: String,
+        /// Name shown to customers, e.g. "Acme Bank".
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Create a credential; prints its bearer token once.
+    Create {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// agent, enroller, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// A label for operators (no personal data).
+        #[arg(long)]
+        label: Option<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
+    /// Revoke a credential by id.
+    Revoke {
+        /// The credential id (the 24 hex digits after `zkid_`).
+        id: String,
+    },
+    /// List a tenant's credentials.
+    List {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+fn install_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // arkworks' constraint spans: noise, and a cost while proving.
+        .add_directive("gr1cs=off".parse().unwrap_or_default());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    install_tracing();
+    let config = Config::load(&cli.overrides)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            zkid_server::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Tenant(TenantCommand::Create { id, name }) => {
+            let store = admin::open_store(&config).await?;
+            let tenant = admin::create_tenant(&store, &id, &name).await?;
+            println!("created tenant {} ({})", tenant.id, tenant.display_name);
+        }
+        Command::Credential(CredentialCommand::Create {
+            tenant,
+            role,
+            label,
+            expires_in_days,
+        }) => {
+            let role: Role = role.parse()?;
+            let store = admin::open_store(&config).await?;
+            let valid_for = expires_in_days.map(|d| Duration::from_secs(d * 86_400));
+            let (record, token) =
+                admin::create_credential(&store, &tenant, role, label, valid_for).await?;
+            eprintln!(
+                "created {} credential {} for tenant {}; the token is shown once:",
+                record.role, record.id, record.tenant
+            );
+            println!("{}", token.expose());
+        }
+        Command::Credential(CredentialCommand::Revoke { id }) => {
+            let store = admin::open_store(&config).await?;
+            admin::revoke_credential(&store, &id).await?;
+            println!("revoked credential {id}");
+        }
+        Command::Credential(CredentialCommand::List { tenant }) => {
+            let store = admin::open_store(&config).await?;
+            for c in admin::list_credentials(&store, &tenant).await? {
+                let status = if c.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.id,
+                    c.role,
+                    status,
+                    c.label.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,677 @@
+//! The SQLite store.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    Row, SqlitePool,
+};
+
+use crate::domain::{
+    model::{
+        AssuranceLevel, AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef,
+        Device, DeviceId, DeviceStatus, Resolution, Role, Scope, Session, SessionId, SessionState,
+        Tenant, TenantId, Timestamp,
+    },
+    CustomerRegistration, DeviceEnrollment, Store, StoreError,
+};
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt row: {what}"))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path`, in WAL
+    /// mode, and applies pending migrations.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database (for tests).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(backend)?
+            .foreign_keys(true);
+        // One connection: each in-memory connection is its own database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| corrupt(what))
+}
+
+fn opt_ts(value: Option<i64>) -> Option<Timestamp> {
+    value.map(Timestamp)
+}
+
+fn credential_from(row: &SqliteRow) -> Result<CredentialRecord, StoreError> {
+    let get = |e: sqlx::Error| backend(e);
+    Ok(CredentialRecord {
+        id: CredentialId::parse(&row.try_get::<String, _>("id").map_err(get)?)
+            .map_err(|_| corrupt("credential id"))?,
+        tenant: TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(get)?)
+            .map_err(|_| corrupt("tenant id"))?,
+        role: row
+            .try_get::<String, _>("role")
+            .map_err(get)?
+            .parse::<Role>()
+            .map_err(|_| corrupt("role"))?,
+        scope: Scope::parse(&row.try_get::<String, _>("scope").map_err(get)?)
+            .ok_or_else(|| corrupt("scope"))?,
+        token_hash: hash32(row.try_get("token_hash").map_err(get)?, "token hash")?,
+        customer: row
+            .try_get::<Option<String>, _>("customer_ref")
+            .map_err(get)?
+            .map(|c| CustomerRef::parse(&c).map_err(|_| corrupt("customer_ref")))
+            .transpose()?,
+        device: row
+            .try_get::<Option<String>, _>("device_id")
+            .map_err(get)?
+            .map(|d| DeviceId::parse(&d).map_err(|_| corrupt("device_id")))
+            .transpose()?,
+        label: row.try_get("label").map_err(get)?,
+        created_at: Timestamp(row.try_get("created_at").map_err(get)?),
+        expires_at: opt_ts(row.try_get("expires_at").map_err(get)?),
+        used_at: opt_ts(row.try_get("used_at").map_err(get)?),
+        revoked_at: opt_ts(row.try_get("revoked_at").map_err(get)?),
+    })
+}
+
+fn device_from(row: &SqliteRow) -> Result<Device, StoreError> {
+    let get = |e: sqlx::Error| backend(e);
+    Ok(Device {
+        id: DeviceId::parse(&row.try_get::<String, _>("id").map_err(get)?)
+            .map_err(|_| corrupt("device id"))?,
+        tenant: TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(get)?)
+            .map_err(|_| corrupt("tenant id"))?,
+        customer_ref: CustomerRef::parse(&row.try_get::<String, _>("customer_ref").map_err(get)?)
+            .map_err(|_| corrupt("customer_ref"))?,
+        commitment: hash32(row.try_get("commitment").map_err(get)?, "commitment")?,
+        credential: CredentialId::parse(&row.try_get::<String, _>("credential_id").map_err(get)?)
+            .map_err(|_| corrupt("credential id"))?,
+        status: DeviceStatus::parse(&row.try_get::<String, _>("status").map_err(get)?)
+            .ok_or_else(|| corrupt("device status"))?,
+        enrolled_at: Timestamp(row.try_get("enrolled_at").map_err(get)?),
+        changed_at: opt_ts(row.try_get("changed_at").map_err(get)?),
+    })
+}
+
+fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
+    let get = |e: sqlx::Error| backend(e);
+    let circuits: String = row.try_get("circuits").map_err(get)?;
+    Ok(Session {
+        id: SessionId::parse(&row.try_get::<String, _>("id").map_err(get)?)
+            .map_err(|_| corrupt("session id"))?,
+        tenant: TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(get)?)
+            .map_err(|_| corrupt("tenant id"))?,
+        customer_ref: CustomerRef::parse(&row.try_get::<String, _>("customer_ref").map_err(get)?)
+            .map_err(|_| corrupt("customer_ref"))?,
+        account_ref: row
+            .try_get::<Option<String>, _>("account_ref")
+            .map_err(get)?
+            .map(|a| {
+                crate::domain::model::AccountRef::parse(&a).map_err(|_| corrupt("account_ref"))
+            })
+            .transpose()?,
+        device: DeviceId::parse(&row.try_get::<String, _>("device_id").map_err(get)?)
+            .map_err(|_| corrupt("device id"))?,
+        agent_credential: CredentialId::parse(
+            &row.try_get::<String, _>("agent_credential_id")
+                .map_err(get)?,
+        )
+        .map_err(|_| corrupt("agent credential id"))?,
+        operation: row.try_get("operation").map_err(get)?,
+        required_level: AssuranceLevel::from_i64(row.try_get("required_level").map_err(get)?)
+            .ok_or_else(|| corrupt("required level"))?,
+        level_reached: AssuranceLevel::from_i64(row.try_get("level_reached").map_err(get)?)
+            .ok_or_else(|| corrupt("level reached"))?,
+        circuits: circuits.split(',').map(str::to_owned).collect(),
+        challenge: hash32(row.try_get("challenge").map_err(get)?, "challenge")?,
+        binding_code: row.try_get("binding_code").map_err(get)?,
+        state: SessionState::parse(&row.try_get::<String, _>("state").map_err(get)?)
+            .ok_or_else(|| corrupt("state"))?,
+        created_at: Timestamp(row.try_get("created_at").map_err(get)?),
+        expires_at: Timestamp(row.try_get("expires_at").map_err(get)?),
+        resolved_at: opt_ts(row.try_get("resolved_at").map_err(get)?),
+    })
+}
+
+const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, tenant_id, role, scope, token_hash, \
+     customer_ref, device_id, label, created_at, expires_at, used_at, revoked_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn insert_credential_query(
+    c: &CredentialRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(INSERT_CREDENTIAL)
+        .bind(c.id.as_str())
+        .bind(c.tenant.as_str())
+        .bind(c.role.as_str())
+        .bind(c.scope.as_str())
+        .bind(c.token_hash.as_slice())
+        .bind(c.customer.as_ref().map(CustomerRef::as_str))
+        .bind(c.device.as_ref().map(DeviceId::as_str))
+        .bind(c.label.as_deref())
+        .bind(c.created_at.0)
+        .bind(c.expires_at.map(|t| t.0))
+        .bind(c.used_at.map(|t| t.0))
+        .bind(c.revoked_at.map(|t| t.0))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tenants (id, display_name, created_at) VALUES (?, ?, ?)")
+            .bind(tenant.id.as_str())
+            .bind(&tenant.display_name)
+            .bind(tenant.created_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("tenant")
+                } else {
+                    backend(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT id, display_name, created_at FROM tenants WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(Tenant {
+                id: id.clone(),
+                display_name: row.try_get("display_name").map_err(backend)?,
+                created_at: Timestamp(row.try_get("created_at").map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError> {
+        insert_credential_query(credential)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
+        sqlx::query("SELECT * FROM credentials WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(credential_from)
+            .transpose()
+    }
+
+    async fn revoke_credential(
+        &self,
+        id: &CredentialId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let found =
+            sqlx::query("UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+                .bind(at.0)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1;
+        sqlx::query(
+            "UPDATE devices SET status = 'revoked', changed_at = ? \
+             WHERE credential_id = ? AND status != 'revoked'",
+        )
+        .bind(at.0)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn credentials(&self, tenant: &TenantId) -> Result<Vec<CredentialRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM credentials WHERE tenant_id = ? AND scope = 'full' ORDER BY created_at",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(credential_from)
+        .collect()
+    }
+
+    async fn register_customer(&self, reg: &CustomerRegistration) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let existed =
+            sqlx::query("SELECT 1 FROM customers WHERE tenant_id = ? AND customer_ref = ?")
+                .bind(reg.tenant.as_str())
+                .bind(reg.customer_ref.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+                .is_some();
+        let (commitment, schema) = match &reg.attributes {
+            Some(a) => (
+                Some(a.commitment.to_vec()),
+                Some(i64::from(a.schema_version)),
+            ),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
+               attribute_commitment = COALESCE(excluded.attribute_commitment, customers.attribute_commitment), \
+               attribute_schema = COALESCE(excluded.attribute_schema, customers.attribute_schema), \
+               updated_at = excluded.updated_at",
+        )
+        .bind(reg.tenant.as_str())
+        .bind(reg.customer_ref.as_str())
+        .bind(commitment)
+        .bind(schema)
+        .bind(reg.at.0)
+        .bind(reg.at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE credentials SET revoked_at = ? \
+             WHERE tenant_id = ? AND customer_ref = ? AND scope = 'enrollment' \
+               AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(reg.at.0)
+        .bind(reg.tenant.as_str())
+        .bind(reg.customer_ref.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_credential_query(&reg.code)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(existed)
+    }
+
+    async fn customer(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT attribute_commitment, attribute_schema FROM customers \
+             WHERE tenant_id = ? AND customer_ref = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|row| {
+            let commitment: Option<Vec<u8>> =
+                row.try_get("attribute_commitment").map_err(backend)?;
+            let schema: Option<i64> = row.try_get("attribute_schema").map_err(backend)?;
+            let attributes = match (commitment, schema) {
+                (Some(c), Some(s)) => Some(AttributeCommitment {
+                    commitment: hash32(c, "attribute commitment")?,
+                    schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
+                }),
+                _ => None,
+            };
+            Ok(Customer {
+                tenant: tenant.clone(),
+                customer_ref: customer_ref.clone(),
+                attributes,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enroll_device(
+        &self,
+        enrollment: &DeviceEnrollment,
+    ) -> Result<Option<Vec<DeviceId>>, StoreError> {
+        let at = enrollment.at.0;
+        let device = &enrollment.device;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let consumed = sqlx::query(
+            "UPDATE credentials SET used_at = ? \
+             WHERE id = ? AND scope = 'enrollment' AND used_at IS NULL AND revoked_at IS NULL \
+               AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(at)
+        .bind(enrollment.code.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if consumed != 1 {
+            return Ok(None);
+        }
+        let replaced: Vec<String> = sqlx::query_scalar(
+            "UPDATE devices SET status = 'replaced', changed_at = ? \
+             WHERE tenant_id = ? AND customer_ref = ? AND status = 'active' RETURNING id",
+        )
+        .bind(at)
+        .bind(device.tenant.as_str())
+        .bind(device.customer_ref.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_credential_query(&enrollment.credential)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO devices (id, tenant_id, customer_ref, commitment, credential_id, status, enrolled_at, changed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(device.id.as_str())
+        .bind(device.tenant.as_str())
+        .bind(device.customer_ref.as_str())
+        .bind(device.commitment.as_slice())
+        .bind(device.credential.as_str())
+        .bind(device.status.as_str())
+        .bind(device.enrolled_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        replaced
+            .iter()
+            .map(|id| DeviceId::parse(id).map_err(|_| corrupt("device id")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        sqlx::query("SELECT * FROM devices WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(device_from)
+            .transpose()
+    }
+
+    async fn active_device(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<Device>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM devices WHERE tenant_id = ? AND customer_ref = ? AND status = 'active' \
+             ORDER BY enrolled_at DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+    }
+
+    async fn revoke_device(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        device: &DeviceId,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query(
+            "SELECT credential_id, status, changed_at FROM devices \
+             WHERE id = ? AND tenant_id = ? AND customer_ref = ?",
+        )
+        .bind(device.as_str())
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let credential: String = row.try_get("credential_id").map_err(backend)?;
+        let status: String = row.try_get("status").map_err(backend)?;
+        if status == DeviceStatus::Revoked.as_str() {
+            let changed: Option<i64> = row.try_get("changed_at").map_err(backend)?;
+            return Ok(Some(Timestamp(changed.unwrap_or(at.0))));
+        }
+        sqlx::query("UPDATE devices SET status = 'revoked', changed_at = ? WHERE id = ?")
+            .bind(at.0)
+            .bind(device.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(at.0)
+            .bind(&credential)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(at))
+    }
+
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
+               operation, required_level, level_reached, circuits, challenge, binding_code, state, \
+               created_at, expires_at, resolved_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.tenant.as_str())
+        .bind(s.customer_ref.as_str())
+        .bind(s.account_ref.as_ref().map(|a| a.as_str()))
+        .bind(s.device.as_str())
+        .bind(s.agent_credential.as_str())
+        .bind(&s.operation)
+        .bind(s.required_level as i64)
+        .bind(s.level_reached as i64)
+        .bind(s.circuits.join(","))
+        .bind(s.challenge.as_slice())
+        .bind(&s.binding_code)
+        .bind(s.state.as_str())
+        .bind(s.created_at.0)
+        .bind(s.expires_at.0)
+        .bind(s.resolved_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(session_from)
+            .transpose()
+    }
+
+    async fn pending_sessions(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM sessions WHERE device_id = ? AND state = 'pending' AND expires_at > ? \
+             ORDER BY created_at",
+        )
+        .bind(device.as_str())
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(session_from)
+        .collect()
+    }
+
+    async fn resolve_session(
+        &self,
+        id: &SessionId,
+        r: &Resolution,
+    ) -> Result<Option<Session>, StoreError> {
+        // The expiry condition makes EXPIRED and every other outcome
+        // mutually exclusive at any instant, and `state = 'pending'` makes
+        // the transition happen once.
+        let expiry_condition = if r.state == SessionState::Expired {
+            "expires_at <= ?"
+        } else {
+            "expires_at > ?"
+        };
+        let sql = format!(
+            "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
+             WHERE id = ? AND state = 'pending' AND {expiry_condition} RETURNING *"
+        );
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query(&sql)
+            .bind(r.state.as_str())
+            .bind(r.level_reached as i64)
+            .bind(r.at.0)
+            .bind(id.as_str())
+            .bind(r.at.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_from(&row)?;
+        if let Some(kind) = r.fraud_signal {
+            sqlx::query(
+                "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(session.tenant.as_str())
+            .bind(session.customer_ref.as_str())
+            .bind(session.id.as_str())
+            .bind(session.device.as_str())
+            .bind(kind)
+            .bind(r.at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(session))
+    }
+
+    async fn due_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE state = 'pending' AND expires_at <= ? \
+             ORDER BY expires_at LIMIT ?",
+        )
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        ids.iter()
+            .map(|id| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .collect()
+    }
+
+    async fn fraud_signal_count(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fraud_signals WHERE tenant_id = ? AND customer_ref = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+}

@@ -6,5 +6,6 @@
 //! can be wrapped for iOS and Android.
 
 pub mod agent;
+pub mod phone;
 pub mod rpc;
 pub mod vault;

@@ -1,0 +1,246 @@
+//! `zkid-prover`: the customer's phone, as a command line.
+//!
+//! The vault passphrase comes from `ZKID_PASSPHRASE` or a prompt; the PIN
+//! from a prompt without echo, or from standard input with `--stdin` (for
+//! scripts and tests). Neither is ever accepted as an argument.
+
+use std::{
+    io::{BufRead, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+use zkid_circuits::pin::Pin;
+use zkid_prover::{
+    agent::State,
+    phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent},
+};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "zkid on the customer's phone: prove who you are without telling"
+)]
+struct Args {
+    /// Where the encrypted vault and the key cache live.
+    #[arg(long, env = "ZKID_PHONE_DIR", default_value = "zkid-phone")]
+    data_dir: PathBuf,
+    /// Read answers (approval, PIN, passphrase) from standard input, one per
+    /// line, instead of prompting.
+    #[arg(long, global = true)]
+    stdin: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this device with the code your organization gave you.
+    Enroll {
+        /// The verifier's address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// The one-time enrollment code (else `ZKID_ENROLLMENT_CODE`).
+        #[arg(long, env = "ZKID_ENROLLMENT_CODE", hide_env_values = true)]
+        code: String,
+    },
+    /// Wait for verification requests and answer them.
+    Listen {
+        /// Stop after answering one request.
+        #[arg(long)]
+        once: bool,
+        /// Give up after this many seconds without a request (0: never).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+    },
+    /// Decline the next request: "I did not call".
+    Decline {
+        /// Give up after this many seconds without a request.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Show this device's enrollment.
+    Status,
+}
+
+struct Answers {
+    stdin: bool,
+}
+
+impl Answers {
+    fn line(&self, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+        if self.stdin {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin().lock().read_line(&mut line)?;
+            if line.is_empty() {
+                bail!("standard input ended while waiting for: {prompt}");
+            }
+            Ok(Zeroizing::new(
+                line.trim_end_matches(['\r', '\n']).to_owned(),
+            ))
+        } else {
+            print!("{prompt}");
+            std::io::stdout().flush()?;
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin().lock().read_line(&mut line)?;
+            Ok(Zeroizing::new(line.trim().to_owned()))
+        }
+    }
+
+    fn secret(&self, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+        if self.stdin {
+            self.line(prompt)
+        } else {
+            Ok(Zeroizing::new(rpassword::prompt_password(prompt)?))
+        }
+    }
+
+    fn passphrase(&self) -> anyhow::Result<Zeroizing<String>> {
+        match std::env::var("ZKID_PASSPHRASE") {
+            Ok(p) => Ok(Zeroizing::new(p)),
+            Err(_) => self.secret("vault passphrase: "),
+        }
+    }
+
+    fn pin(&self) -> anyhow::Result<Pin> {
+        let text = self.secret("PIN: ")?;
+        Pin::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+fn show(request: &PendingRequest) {
+    let left = request
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    println!();
+    println!("{}", request.binding_message);
+    println!("  organization  {}", request.organization);
+    println!(
+        "  operation     {} (level L{})",
+        request.operation, request.level
+    );
+    println!(
+        "  binding code  {}  <- check the agent reads you the same code",
+        request.binding_code
+    );
+    println!("  expires in    {}s", left.as_secs());
+    println!("  you will prove:");
+    for requirement in &request.requirements {
+        println!("    - {}", requirement.describe());
+    }
+}
+
+fn answer(phone: &mut Phone, answers: &Answers, request: &PendingRequest) -> anyhow::Result<State> {
+    show(request);
+    let approve = answers.line("approve? [y/N] ")?;
+    if !matches!(approve.to_ascii_lowercase().as_str(), "y" | "yes") {
+        let state = phone.decline(request)?;
+        println!("declined: {state}");
+        return Ok(state);
+    }
+    let pin = answers.pin()?;
+    eprint!("preparing keys... ");
+    phone.prepare(request)?;
+    eprint!("proving... ");
+    let started = Instant::now();
+    let outcome = phone.approve(request, &pin)?;
+    eprintln!("done in {} ms", started.elapsed().as_millis());
+    println!("outcome {} level L{}", outcome.state, outcome.level_reached);
+    Ok(outcome.state)
+}
+
+fn run(args: Args) -> anyhow::Result<bool> {
+    let answers = Answers { stdin: args.stdin };
+    let config = PhoneConfig::new(&args.data_dir);
+    match args.command {
+        Command::Enroll { server, code } => {
+            let pin = answers.pin()?;
+            let passphrase = answers.passphrase()?;
+            let phone = Phone::enroll(config, &server, &code, &pin, &passphrase)
+                .context("enrollment failed")?;
+            let status = phone.status();
+            println!(
+                "enrolled device {} for {} at {}",
+                status.device_id, status.customer_ref, status.organization
+            );
+            Ok(true)
+        }
+        Command::Status => {
+            let passphrase = answers.passphrase()?;
+            let phone = Phone::open(config, &passphrase)?;
+            let status = phone.status();
+            println!("server        {}", status.server);
+            println!("organization  {}", status.organization);
+            println!("customer      {}", status.customer_ref);
+            println!("device        {}", status.device_id);
+            for key in status.cached_keys {
+                println!("proving key   {key}");
+            }
+            Ok(true)
+        }
+        Command::Listen { once, timeout } => {
+            let passphrase = answers.passphrase()?;
+            let mut phone = Phone::open(config, &passphrase)?;
+            let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout));
+            println!("listening for verification requests...");
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    println!("no request within {timeout}s");
+                    return Ok(false);
+                }
+                match phone.next_event(Duration::from_secs(1))? {
+                    None => continue,
+                    Some(PhoneEvent::Request(request)) => {
+                        let state = answer(&mut phone, &answers, &request)?;
+                        if once {
+                            return Ok(state == State::Passed);
+                        }
+                    }
+                    Some(PhoneEvent::Closed { session_id, state }) => {
+                        println!("request {session_id} closed: {state}");
+                    }
+                    Some(PhoneEvent::Replaced) => {
+                        println!("NOTICE: another device was enrolled for your account. If this was not you, contact your organization now.");
+                        return Ok(false);
+                    }
+                    Some(PhoneEvent::Revoked) => {
+                        println!("NOTICE: this device was revoked.");
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Command::Decline { timeout } => {
+            let passphrase = answers.passphrase()?;
+            let mut phone = Phone::open(config, &passphrase)?;
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            while Instant::now() < deadline {
+                if let Some(PhoneEvent::Request(request)) =
+                    phone.next_event(Duration::from_secs(1))?
+                {
+                    show(&request);
+                    let state = phone.decline(&request)?;
+                    println!("declined: {state}");
+                    return Ok(true);
+                }
+            }
+            bail!("no request within {timeout}s")
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("zkid-prover: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! The customer's phone: enrollment, the push stream, proving, answering.
+//!
+//! Everything secret stays on the phone: the device secret and the device
+//! token live in the [`Vault`]; the PIN is asked for each request and never
+//! stored. Proofs are made against the phone's *own* commitment
+//! `Poseidon(pin, device_secret)`: with a mistyped PIN the proof is valid
+//! for another commitment, the server rejects it, and the failure counts
+//! towards the customer's lockout on the server, where it belongs, instead
+//! of being silently swallowed by the app.
+//!
+//! Proving keys are downloaded from the server once, checked (SHA-256, key
+//! id, every point validated), cached on disk and kept in memory, so the
+//! first proof after start costs the same as the next.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use ark_bn254::Fr;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_stream::StreamExt;
+use zeroize::Zeroizing;
+use zkid_circuits::{
+    encoding::{field_from_bytes, FIELD_LEN},
+    pin::{device_commitment, DeviceSecret, Pin, PinKnowledge},
+    prove, CircuitProvingKey, KeyId, ZkCircuit,
+};
+use zkid_proto::v1::{
+    device_client::DeviceClient, device_event, device_notice, enrollment_client::EnrollmentClient,
+    AssuranceLevel, CircuitProof, DeclineRequest, EnrollDeviceRequest, GetProvingKeyRequest,
+    SessionState, SubmitProofRequest, WatchRequestsRequest,
+};
+
+use crate::{
+    agent::State,
+    rpc::{Connection, RpcError},
+    vault::{KdfParams, Vault, VaultError},
+};
+
+/// Errors of the phone.
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    /// The local vault.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Talking to the server.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The vault's contents do not parse (written by another version?).
+    #[error("the device state in the vault is unreadable: {0}")]
+    CorruptState(String),
+    /// The server sent something the phone cannot use.
+    #[error("the server sent an invalid request: {0}")]
+    InvalidRequest(String),
+    /// A proving key failed its integrity checks.
+    #[error("proving key {0} failed its integrity check")]
+    BadProvingKey(String),
+    /// Writing the key cache failed.
+    #[error("key cache: {0}")]
+    Io(#[from] std::io::Error),
+    /// The request needs a circuit this app cannot prove.
+    #[error("this app cannot prove circuit {0}")]
+    UnsupportedCircuit(String),
+    /// Proving failed for another reason than a wrong PIN.
+    #[error("proving failed: {0}")]
+    Prove(String),
+}
+
+/// Where the phone keeps its files, and how hard its vault key is to guess.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Directory for the vault and the key cache.
+    pub data_dir: PathBuf,
+    /// Argon2id parameters for new vault writes.
+    pub kdf: KdfParams,
+}
+
+impl PhoneConfig {
+    /// The default parameters for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            kdf: KdfParams::RECOMMENDED,
+        }
+    }
+
+    fn vault(&self) -> Vault {
+        Vault::new(self.data_dir.join("device.vault"), self.kdf)
+    }
+
+    fn key_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+}
+
+/// What the vault holds. Secrets are hex strings inside the encrypted blob.
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    server: String,
+    organization: String,
+    customer_ref: String,
+    device_id: String,
+    device_token: String,
+    device_secret: String,
+}
+
+impl Drop for StoredState {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.device_token.zeroize();
+        self.device_secret.zeroize();
+    }
+}
+
+/// The device's public facts, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// The verifier's address.
+    pub server: String,
+    /// The organization that enrolled the customer.
+    pub organization: String,
+    /// The customer reference.
+    pub customer_ref: String,
+    /// This device's id.
+    pub device_id: String,
+    /// Proving keys cached on disk, by circuit.
+    pub cached_keys: Vec<String>,
+}
+
+/// One proof the server asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// Circuit name.
+    pub circuit: String,
+    /// Circuit version.
+    pub version: u32,
+    /// The key to prove under.
+    pub key_id: KeyId,
+    /// The statement's public inputs.
+    pub public_inputs: Vec<[u8; FIELD_LEN]>,
+}
+
+impl Requirement {
+    /// A phrase for the customer: what proving this reveals to the server.
+    pub fn describe(&self) -> String {
+        match self.circuit.as_str() {
+            "pin-knowledge" => "that you know your PIN and hold this phone".into(),
+            other => format!("the statement {other:?}"),
+        }
+    }
+}
+
+/// A verification request pushed to the phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Session id.
+    pub session_id: String,
+    /// Who is asking.
+    pub organization: String,
+    /// For which operation.
+    pub operation: String,
+    /// The sentence to show the customer.
+    pub binding_message: String,
+    /// The code the agent also sees.
+    pub binding_code: String,
+    /// Assurance level the operation requires (1..=3).
+    pub level: u8,
+    /// What to prove, in order.
+    pub requirements: Vec<Requirement>,
+    /// The one-time challenge.
+    pub challenge: [u8; FIELD_LEN],
+    /// When the request lapses.
+    pub expires_at: SystemTime,
+}
+
+/// Something the push stream delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneEvent {
+    /// A new request to answer.
+    Request(PendingRequest),
+    /// A request was resolved elsewhere (expired, cancelled...).
+    Closed {
+        /// Session id.
+        session_id: String,
+        /// Final state.
+        state: State,
+    },
+    /// Another device was enrolled for this customer: this one is retired.
+    Replaced,
+    /// This device was revoked.
+    Revoked,
+}
+
+/// The server's answer to a submitted proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Final state.
+    pub state: State,
+    /// Level reached.
+    pub level_reached: u8,
+}
+
+/// An enrolled phone.
+pub struct Phone {
+    config: PhoneConfig,
+    connection: Connection,
+    state: StoredState,
+    secret: DeviceSecret,
+    keys: HashMap<KeyId, CircuitProvingKey>,
+    events: Option<tonic::Streaming<zkid_proto::v1::DeviceEvent>>,
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Phone")
+            .field("server", &self.state.server)
+            .field("device_id", &self.state.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn level(value: i32) -> u8 {
+    match AssuranceLevel::try_from(value) {
+        Ok(AssuranceLevel::L1) => 1,
+        Ok(AssuranceLevel::L2) => 2,
+        Ok(AssuranceLevel::L3) => 3,
+        _ => 0,
+    }
+}
+
+fn state(value: i32) -> Result<State, PhoneError> {
+    Ok(match SessionState::try_from(value) {
+        Ok(SessionState::Pending) => State::Pending,
+        Ok(SessionState::Passed) => State::Passed,
+        Ok(SessionState::Failed) => State::Failed,
+        Ok(SessionState::Declined) => State::Declined,
+        Ok(SessionState::Expired) => State::Expired,
+        Ok(SessionState::Locked) => State::Locked,
+        Ok(SessionState::Cancelled) => State::Cancelled,
+        _ => return Err(PhoneError::InvalidRequest("unknown session state".into())),
+    })
+}
+
+fn field_bytes(bytes: &[u8], what: &str) -> Result<[u8; FIELD_LEN], PhoneError> {
+    let array: [u8; FIELD_LEN] = bytes
+        .try_into()
+        .map_err(|_| PhoneError::InvalidRequest(format!("{what} is not {FIELD_LEN} bytes")))?;
+    field_from_bytes(&array)
+        .map_err(|_| PhoneError::InvalidRequest(format!("{what} is not a field element")))?;
+    Ok(array)
+}
+
+impl Phone {
+    /// Enrolls this phone: creates the device secret, registers
+    /// `Poseidon(pin, secret)` with the enrollment code the organization
+    /// issued, and seals the secret and the device token in a new vault.
+    ///
+    /// # Errors
+    /// A vault already exists; the server refused; I/O.
+    pub fn enroll(
+        config: PhoneConfig,
+        server: &str,
+        enrollment_code: &str,
+        pin: &Pin,
+        passphrase: &str,
+    ) -> Result<Self, PhoneError> {
+        let vault = config.vault();
+        if vault.exists() {
+            return Err(VaultError::AlreadyExists(vault.path().to_owned()).into());
+        }
+        let connection = Connection::open(server)?;
+        let secret = DeviceSecret::generate(&mut OsRng);
+        let commitment = zkid_circuits::encoding::field_to_bytes(&device_commitment(pin, &secret));
+        let mut client = EnrollmentClient::new(connection.with_token(enrollment_code)?);
+        let response = connection
+            .block_on(client.enroll_device(EnrollDeviceRequest {
+                device_commitment: commitment.to_vec(),
+            }))
+            .map_err(RpcError::from)?
+            .into_inner();
+        let state = StoredState {
+            server: server.to_owned(),
+            organization: response.organization,
+            customer_ref: response.customer_ref,
+            device_id: response.device_id,
+            device_token: response.device_token,
+            device_secret: hex::encode(secret.to_bytes()),
+        };
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&state).map_err(|e| PhoneError::CorruptState(e.to_string()))?,
+        );
+        vault.create(passphrase, &plaintext)?;
+        Ok(Self {
+            config,
+            connection,
+            state,
+            secret,
+            keys: HashMap::new(),
+            events: None,
+        })
+    }
+
+    /// Opens an enrolled phone's vault and connects to its server.
+    ///
+    /// # Errors
+    /// Missing vault, wrong passphrase, unreachable server.
+    pub fn open(config: PhoneConfig, passphrase: &str) -> Result<Self, PhoneError> {
+        let plaintext = config.vault().open(passphrase)?;
+        let state: StoredState = serde_json::from_slice(&plaintext)
+            .map_err(|e| PhoneError::CorruptState(e.to_string()))?;
+        let mut secret_bytes = Zeroizing::new([0u8; FIELD_LEN]);
+        hex::decode_to_slice(&state.device_secret, secret_bytes.as_mut_slice())
+            .map_err(|_| PhoneError::CorruptState("device secret".into()))?;
+        let secret = DeviceSecret::from_bytes(&secret_bytes)
+            .map_err(|_| PhoneError::CorruptState("device secret".into()))?;
+        let connection = Connection::open(&state.server)?;
+        Ok(Self {
+            config,
+            connection,
+            state,
+            secret,
+            keys: HashMap::new(),
+            events: None,
+        })
+    }
+
+    /// The device's public facts.
+    pub fn status(&self) -> DeviceStatus {
+        let mut cached_keys: Vec<String> = std::fs::read_dir(self.config.key_dir())
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter_map(|e| CircuitProvingKey::load(&e.path()).ok())
+                    .map(|k| format!("{} ({})", k.circuit, k.key_id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        cached_keys.sort();
+        DeviceStatus {
+            server: self.state.server.clone(),
+            organization: self.state.organization.clone(),
+            customer_ref: self.state.customer_ref.clone(),
+            device_id: self.state.device_id.clone(),
+            cached_keys,
+        }
+    }
+
+    fn device_client(&self) -> Result<DeviceClient<crate::rpc::AuthChannel>, PhoneError> {
+        Ok(DeviceClient::new(
+            self.connection.with_token(&self.state.device_token)?,
+        ))
+    }
+
+    /// Waits up to `timeout` for the next push event; `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// The server refused the stream, or sent something invalid.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<PhoneEvent>, PhoneError> {
+        if self.events.is_none() {
+            let mut client = self.device_client()?;
+            let stream = self
+                .connection
+                .block_on(client.watch_requests(WatchRequestsRequest {}))
+                .map_err(RpcError::from)?
+                .into_inner();
+            self.events = Some(stream);
+        }
+        let Some(stream) = self.events.as_mut() else {
+            return Ok(None);
+        };
+        let next = self
+            .connection
+            .block_on(async { tokio::time::timeout(timeout, stream.next()).await });
+        let event = match next {
+            Err(_elapsed) => return Ok(None),
+            Ok(None) => {
+                self.events = None;
+                return Err(RpcError::Refused {
+                    code: "Unavailable".into(),
+                    message: "the server ended the push stream".into(),
+                }
+                .into());
+            }
+            Ok(Some(Err(status))) => {
+                self.events = None;
+                return Err(RpcError::from(status).into());
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        match event.event {
+            Some(device_event::Event::Request(request)) => {
+                let requirements = request
+                    .requirements
+                    .iter()
+                    .map(|r| {
+                        let key_id = KeyId(
+                            r.key_id
+                                .as_slice()
+                                .try_into()
+                                .map_err(|_| PhoneError::InvalidRequest("key id".into()))?,
+                        );
+                        Ok(Requirement {
+                            circuit: r.circuit.clone(),
+                            version: r.circuit_version,
+                            key_id,
+                            public_inputs: r
+                                .public_inputs
+                                .iter()
+                                .map(|b| field_bytes(b, "public input"))
+                                .collect::<Result<_, _>>()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, PhoneError>>()?;
+                let expires_at = request
+                    .expires_at
+                    .and_then(|t| SystemTime::try_from(t).ok())
+                    .ok_or_else(|| PhoneError::InvalidRequest("missing expiry".into()))?;
+                Ok(Some(PhoneEvent::Request(PendingRequest {
+                    session_id: request.session_id,
+                    organization: request.organization,
+                    operation: request.operation,
+                    binding_message: request.binding_message,
+                    binding_code: request.binding_code,
+                    level: level(request.level),
+                    requirements,
+                    challenge: field_bytes(&request.challenge, "challenge")?,
+                    expires_at,
+                })))
+            }
+            Some(device_event::Event::Closed(closed)) => Ok(Some(PhoneEvent::Closed {
+                session_id: closed.session_id,
+                state: state(closed.state)?,
+            })),
+            Some(device_event::Event::Notice(notice)) => {
+                match device_notice::Kind::try_from(notice.kind) {
+                    Ok(device_notice::Kind::Replaced) => Ok(Some(PhoneEvent::Replaced)),
+                    Ok(device_notice::Kind::Revoked) => Ok(Some(PhoneEvent::Revoked)),
+                    _ => Err(PhoneError::InvalidRequest("unknown notice".into())),
+                }
+            }
+            None => Err(PhoneError::InvalidRequest("empty event".into())),
+        }
+    }
+
+    /// Downloads (or loads from the cache) every key the request needs and
+    /// keeps them in memory.
+    ///
+    /// # Errors
+    /// Download or integrity failures.
+    pub fn prepare(&mut self, request: &PendingRequest) -> Result<(), PhoneError> {
+        for requirement in &request.requirements {
+            self.proving_key(&requirement.key_id)?;
+        }
+        Ok(())
+    }
+
+    fn proving_key(&mut self, key_id: &KeyId) -> Result<&CircuitProvingKey, PhoneError> {
+        if !self.keys.contains_key(key_id) {
+            let path = self.config.key_dir().join(format!("{key_id}.pk"));
+            let key = match CircuitProvingKey::load(&path) {
+                Ok(key) if key.key_id == *key_id => key,
+                _ => self.download_key(key_id, &path)?,
+            };
+            self.keys.insert(*key_id, key);
+        }
+        self.keys
+            .get(key_id)
+            .ok_or_else(|| PhoneError::BadProvingKey(key_id.to_string()))
+    }
+
+    fn download_key(&self, key_id: &KeyId, path: &Path) -> Result<CircuitProvingKey, PhoneError> {
+        let mut client = self.device_client()?;
+        let bytes = self.connection.block_on(async {
+            let mut stream = client
+                .get_proving_key(GetProvingKeyRequest {
+                    key_id: key_id.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            let mut bytes = Vec::new();
+            let mut expected_hash = None;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                if let Some(info) = chunk.info {
+                    expected_hash = Some(info.sha256);
+                }
+                if chunk.offset != bytes.len() as u64 {
+                    return Err(RpcError::Refused {
+                        code: "DataLoss".into(),
+                        message: "proving key chunks out of order".into(),
+                    });
+                }
+                bytes.extend_from_slice(&chunk.data);
+            }
+            Ok((bytes, expected_hash))
+        })?;
+        let (bytes, expected_hash) = bytes;
+        let hash = Sha256::digest(&bytes);
+        if expected_hash.as_deref() != Some(hash.as_slice()) {
+            return Err(PhoneError::BadProvingKey(key_id.to_string()));
+        }
+        let key = CircuitProvingKey::read_from(bytes.as_slice())
+            .map_err(|_| PhoneError::BadProvingKey(key_id.to_string()))?;
+        if key.key_id != *key_id {
+            return Err(PhoneError::BadProvingKey(key_id.to_string()));
+        }
+        std::fs::create_dir_all(self.config.key_dir())?;
+        let temp = path.with_extension("pk.partial");
+        std::fs::write(&temp, &bytes)?;
+        std::fs::rename(&temp, path)?;
+        Ok(key)
+    }
+
+    /// Proves what `request` requires with the PIN the customer typed, and
+    /// submits the proofs.
+    ///
+    /// # Errors
+    /// Key, proving or server errors. A wrong PIN is not an error: the
+    /// server answers FAILED.
+    pub fn approve(&mut self, request: &PendingRequest, pin: &Pin) -> Result<Outcome, PhoneError> {
+        self.prepare(request)?;
+        let challenge = field_from_bytes(&request.challenge)
+            .map_err(|_| PhoneError::InvalidRequest("challenge".into()))?;
+        let mut proofs = Vec::with_capacity(request.requirements.len());
+        for requirement in &request.requirements {
+            let proof = self.prove_requirement(requirement, pin, challenge)?;
+            proofs.push(CircuitProof {
+                key_id: requirement.key_id.0.to_vec(),
+                proof,
+            });
+        }
+        let mut client = self.device_client()?;
+        let response = self
+            .connection
+            .block_on(client.submit_proof(SubmitProofRequest {
+                session_id: request.session_id.clone(),
+                proofs,
+            }))
+            .map_err(RpcError::from)?
+            .into_inner();
+        Ok(Outcome {
+            state: state(response.state)?,
+            level_reached: level(response.level_reached),
+        })
+    }
+
+    fn prove_requirement(
+        &mut self,
+        requirement: &Requirement,
+        pin: &Pin,
+        challenge: Fr,
+    ) -> Result<Vec<u8>, PhoneError> {
+        let secret = self.secret.clone();
+        let key = self.proving_key(&requirement.key_id)?;
+        if key.circuit.name != requirement.circuit {
+            return Err(PhoneError::BadProvingKey(requirement.key_id.to_string()));
+        }
+        match requirement.circuit.as_str() {
+            name if name == PinKnowledge::NAME => {
+                let circuit = PinKnowledge::new(pin, &secret, challenge);
+                prove(key, circuit, &mut OsRng).map_err(|e| PhoneError::Prove(e.to_string()))
+            }
+            other => Err(PhoneError::UnsupportedCircuit(other.to_owned())),
+        }
+    }
+
+    /// Declines a request: "I did not call". The server records it as a
+    /// fraud signal.
+    ///
+    /// # Errors
+    /// Server errors.
+    pub fn decline(&self, request: &PendingRequest) -> Result<State, PhoneError> {
+        let mut client = self.device_client()?;
+        let response = self
+            .connection
+            .block_on(client.decline(DeclineRequest {
+                session_id: request.session_id.clone(),
+            }))
+            .map_err(RpcError::from)?
+            .into_inner();
+        state(response.state)
+    }
+}

@@ -44,12 +44,15 @@
 
 pub mod batch;
 pub mod circuit;
+pub mod credential;
 pub mod encoding;
 pub mod keys;
+pub mod merkle;
 pub mod pin;
 pub mod poseidon;
 pub mod prover;
 pub mod range;
+pub mod registry;
 pub mod verifier;
 
 #[cfg(test)]

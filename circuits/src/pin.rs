@@ -119,6 +119,22 @@ pub fn device_commitment(pin: &Pin, secret: &DeviceSecret) -> Fr {
     poseidon::hash(&[pin.to_field(), secret.0]).unwrap_or_else(|_| unreachable!())
 }
 
+impl Pin {
+    /// The PIN as the field element the circuits commit to. Crate-private:
+    /// the attribute-credential circuits reuse the device factor.
+    pub(crate) fn field_value(&self) -> Fr {
+        self.to_field()
+    }
+}
+
+impl DeviceSecret {
+    /// The secret as a field element. Crate-private, for the circuits that
+    /// combine the device factor with attribute predicates.
+    pub(crate) fn field_value(&self) -> Fr {
+        self.0
+    }
+}
+
 /// The public statement of a PIN-knowledge proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PinKnowledgePublic {

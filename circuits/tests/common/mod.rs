@@ -77,3 +77,78 @@ pub fn unsatisfied_constraint<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Optio
     cs.finalize();
     cs.which_is_unsatisfied().expect("prove mode")
 }
+
+// ---------------------------------------------------------------------
+// Attribute credentials
+// ---------------------------------------------------------------------
+
+use std::{collections::HashMap, sync::Mutex};
+
+use zkid_circuits::{
+    credential::{AttributeCredential, Attributes},
+    registry::generate_by_name,
+};
+
+/// Keys for one circuit, built once per test binary.
+pub struct CircuitKeys {
+    pub proving_key: CircuitProvingKey,
+    pub verifying_key: CircuitVerifyingKey,
+    pub verifier: Verifier,
+    pub key_id: KeyId,
+}
+
+/// The keys of the circuit called `name`, generated through the registry
+/// on first use.
+pub fn keys_by_name(name: &str) -> &'static CircuitKeys {
+    static KEYS: OnceLock<Mutex<HashMap<String, &'static CircuitKeys>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    keys.entry(name.to_owned()).or_insert_with(|| {
+        let (proving_key, verifying_key) = generate_by_name(name, &mut rng(2)).expect("setup");
+        let mut verifier = Verifier::new();
+        let key_id = verifier.register(&verifying_key);
+        Box::leak(Box::new(CircuitKeys {
+            proving_key,
+            verifying_key,
+            verifier,
+            key_id,
+        }))
+    })
+}
+
+/// A customer with a device and an issued credential.
+pub struct Holder {
+    pub pin: Pin,
+    pub secret: DeviceSecret,
+    pub attributes: Attributes,
+    pub credential: AttributeCredential,
+}
+
+pub fn sample_attributes() -> Attributes {
+    Attributes {
+        account_id: "DE-ACC-000123".into(),
+        // 1990-05-17
+        date_of_birth: 7_441,
+        postcode: "10115".into(),
+        phone_number: "+4915112345678".into(),
+        national_id_last4: "123X".into(),
+    }
+}
+
+pub fn holder_with(seed: u64, attributes: Attributes) -> Holder {
+    let mut rng = rng(seed);
+    let secret = DeviceSecret::generate(&mut rng);
+    let credential = AttributeCredential::issue(&attributes, &mut rng).expect("valid attributes");
+    Holder {
+        pin: Pin::parse("24681357").expect("valid pin"),
+        secret,
+        attributes,
+        credential,
+    }
+}
+
+pub fn holder(seed: u64) -> Holder {
+    holder_with(seed, sample_attributes())
+}

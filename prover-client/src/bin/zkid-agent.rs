@@ -8,7 +8,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use zkid_prover::agent::{AgentClient, State};
+use zkid_prover::{
+    agent::{AgentClient, State},
+    enroller::EnrollerClient,
+};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +43,22 @@ enum Command {
         #[arg(long)]
         account: Option<String>,
     },
+    /// As the organization's backend (enroller token): register a customer
+    /// and print the one-time code their phone enrolls with.
+    EnrollCustomer {
+        /// The customer reference from the CRM.
+        #[arg(long)]
+        customer: String,
+    },
+    /// As the organization's backend (enroller token): revoke a device.
+    RevokeDevice {
+        /// The customer reference.
+        #[arg(long)]
+        customer: String,
+        /// The device id the phone printed at enrollment.
+        #[arg(long)]
+        device: String,
+    },
 }
 
 fn token(args: &Args) -> anyhow::Result<String> {
@@ -58,13 +77,27 @@ fn token(args: &Args) -> anyhow::Result<String> {
 
 fn run(args: Args) -> anyhow::Result<bool> {
     let token = token(&args)?;
-    let client = AgentClient::connect(&args.server, &token)?;
     match args.command {
+        Command::EnrollCustomer { customer } => {
+            let enroller = EnrollerClient::connect(&args.server, &token)?;
+            let code = enroller.register_customer(&customer, None)?;
+            if code.existing_customer {
+                println!("customer {customer} re-registered: their current device will be told when a new one enrolls");
+            }
+            println!("enrollment code {}", code.code);
+            Ok(true)
+        }
+        Command::RevokeDevice { customer, device } => {
+            EnrollerClient::connect(&args.server, &token)?.revoke_device(&customer, &device)?;
+            println!("device {device} revoked");
+            Ok(true)
+        }
         Command::Verify {
             customer,
             operation,
             account,
         } => {
+            let client = AgentClient::connect(&args.server, &token)?;
             let outcome = client.verify(&customer, &operation, account.as_deref(), |view| {
                 if view.state == State::Pending {
                     println!(

@@ -1,0 +1,342 @@
+//! The whole flow with the real binaries, as a new user runs it: the
+//! server (`zkid-server`), the customer's phone (`zkid-prover`) and the
+//! agent desktop (`zkid-agent`). This is the README walkthrough, checked.
+//!
+//! The server listens on 127.0.0.1:0 and the test reads the bound address
+//! and readiness from its log (stderr): no fixed port, no sleeps.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    let prover = PathBuf::from(env!("CARGO_BIN_EXE_zkid-prover"));
+    let server = prover.with_file_name(format!("zkid-server{}", std::env::consts::EXE_SUFFIX));
+    if !server.exists() {
+        // `cargo test --workspace` builds it; `cargo test -p zkid-prover`
+        // alone does not, so build it on demand.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "zkid-server", "--bin", "zkid-server"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building zkid-server failed");
+    }
+    server
+}
+
+fn admin(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(server_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("zkid-server runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn start_server(data_dir: &Path) -> Server {
+    let mut child = Command::new(server_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    // The server logs to stderr.
+    let log = child.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(log).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut address = None;
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server logs readiness within two minutes");
+        if let Some(rest) = line.split("127.0.0.1:").nth(1) {
+            if address.is_none() && line.contains("listening") {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                address = Some(format!("http://127.0.0.1:{port}"));
+            }
+        }
+        if line.contains("ready") {
+            break;
+        }
+    }
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Server {
+        child,
+        address: address.expect("server logged its address"),
+    }
+}
+
+struct Phone<'a> {
+    dir: PathBuf,
+    server: &'a Server,
+}
+
+impl Phone<'_> {
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zkid-prover"));
+        command
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--stdin")
+            .env("ZKID_PASSPHRASE", "correct horse battery staple")
+            .env("ZKID_SERVER", &self.server.address);
+        command
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("zkid-prover starts");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(stdin.as_bytes())
+            .expect("answers written");
+        child.wait_with_output().expect("zkid-prover finishes")
+    }
+
+    fn enroll(&self, code: &str, pin: &str) {
+        let out = self.run(
+            &["enroll", "--server", &self.server.address, "--code", code],
+            &format!("{pin}\n"),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn agent(server: &Server, token: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zkid-agent"));
+    command
+        .args(["--server", &server.address])
+        .args(args)
+        .env("ZKID_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn binding_code(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("binding code").map(str::trim))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a binding code is shown")
+        .to_owned()
+}
+
+/// The agent starts a verification; the phone answers with `answers`.
+fn verify(
+    server: &Server,
+    agent_token: &str,
+    phone: &Phone<'_>,
+    answers: &str,
+) -> (Output, Output) {
+    let agent_run = agent(
+        server,
+        agent_token,
+        &[
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ],
+    )
+    .spawn()
+    .expect("zkid-agent starts");
+    let phone_out = phone.run(&["listen", "--once", "--timeout", "60"], answers);
+    let agent_out = agent_run.wait_with_output().expect("zkid-agent finishes");
+    (agent_out, phone_out)
+}
+
+#[test]
+fn enroll_verify_fail_decline_and_reenroll_with_the_real_binaries() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let enroller = admin(
+        &data,
+        &[
+            "credential",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "enroller",
+        ],
+    );
+    let agent_token = admin(
+        &data,
+        &[
+            "credential",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "agent",
+        ],
+    );
+    let server = start_server(&data);
+
+    // The bank registers the customer and hands the code to their phone.
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let code = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
+        .expect("code printed");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    phone.enroll(&code, "4711");
+
+    // The right PIN: PASSED at level L1, same binding code on both screens.
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n4711\n");
+    assert!(agent_out.status.success(), "{}", text(&agent_out));
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}",
+        text(&agent_out)
+    );
+    assert!(phone_out.status.success(), "{}", text(&phone_out));
+    assert_eq!(
+        binding_code(&text(&agent_out)),
+        binding_code(&text(&phone_out))
+    );
+    // The agent sees no commitment, challenge or proof: only these lines.
+    for line in text(&agent_out).lines() {
+        assert!(
+            line.starts_with("binding code")
+                || line.starts_with("waiting")
+                || line.starts_with("PASSED")
+                || line.starts_with("outcome"),
+            "unexpected agent output: {line}"
+        );
+    }
+
+    // A wrong PIN: FAILED, and the agent exits non-zero.
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n1234\n");
+    assert_eq!(agent_out.status.code(), Some(1), "{}", text(&agent_out));
+    assert!(
+        text(&agent_out).contains("outcome FAILED"),
+        "{}",
+        text(&agent_out)
+    );
+    assert!(
+        text(&phone_out).contains("outcome FAILED"),
+        "{}",
+        text(&phone_out)
+    );
+
+    // "I did not call": DECLINED.
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "n\n");
+    assert_eq!(agent_out.status.code(), Some(1));
+    assert!(
+        text(&agent_out).contains("outcome DECLINED"),
+        "{}",
+        text(&agent_out)
+    );
+    assert!(
+        text(&phone_out).contains("declined: DECLINED"),
+        "{}",
+        text(&phone_out)
+    );
+
+    // A wrong vault passphrase is a clear error and destroys nothing.
+    let out = phone
+        .command()
+        .arg("status")
+        .env("ZKID_PASSPHRASE", "wrong")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("wrong passphrase"), "{}", text(&out));
+    let out = phone.command().arg("status").output().expect("runs");
+    assert!(
+        out.status.success() && text(&out).contains("cust-0042"),
+        "{}",
+        text(&out)
+    );
+
+    // Re-enrollment on a new phone: the old phone is told.
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let new_code = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
+        .expect("code printed");
+    let new_phone = Phone {
+        dir: root.path().join("new-phone"),
+        server: &server,
+    };
+    new_phone.enroll(&new_code, "8080");
+    let out = phone.run(&["listen", "--timeout", "30"], "");
+    assert!(
+        text(&out).contains("another device was enrolled"),
+        "{}",
+        text(&out)
+    );
+    // And the new phone answers.
+    let (agent_out, _) = verify(&server, &agent_token, &new_phone, "y\n8080\n");
+    assert!(agent_out.status.success(), "{}", text(&agent_out));
+}

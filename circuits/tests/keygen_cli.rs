@@ -44,6 +44,21 @@ fn writes_loadable_keys_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn lists_every_registered_circuit() {
+    let out = keygen().arg("--list").output().expect("runs");
+    assert!(out.status.success());
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let expected: Vec<String> = zkid_circuits::registry::circuit_ids()
+        .into_iter()
+        .map(|id| id.name)
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+#[test]
 fn unknown_circuit_is_a_clear_error() {
     let out = keygen().arg("no-such-circuit").output().expect("runs");
     assert!(!out.status.success());

@@ -6,7 +6,7 @@ use std::{fs::OpenOptions, io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{bail, Context};
 use clap::Parser;
 use rand::rngs::OsRng;
-use zkid_circuits::{generate_keys, pin::PinKnowledge, CircuitProvingKey, ZkCircuit};
+use zkid_circuits::{registry, CircuitProvingKey};
 
 /// Generate the proving and verifying key of a zkid circuit.
 ///
@@ -31,17 +31,20 @@ struct Args {
 }
 
 fn circuits() -> Vec<String> {
-    vec![PinKnowledge::id().name]
+    registry::circuit_ids()
+        .into_iter()
+        .map(|id| id.name)
+        .collect()
 }
 
 fn setup(name: &str) -> anyhow::Result<CircuitProvingKey> {
-    let mut rng = OsRng;
-    match name {
-        n if n == PinKnowledge::NAME => Ok(generate_keys::<PinKnowledge, _>(&mut rng)?.0),
-        other => bail!(
-            "unknown circuit {other:?}; known circuits: {}",
+    match registry::generate_by_name(name, &mut OsRng) {
+        Ok((proving_key, _)) => Ok(proving_key),
+        Err(registry::RegistryError::UnknownCircuit(_)) => bail!(
+            "unknown circuit {name:?}; known circuits: {}",
             circuits().join(", ")
         ),
+        Err(other) => Err(other.into()),
     }
 }
 

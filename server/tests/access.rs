@@ -206,7 +206,7 @@ async fn every_rpc_refuses_every_wrong_caller() {
     let unused_code = server.enrollment_code(&acme, "cust-9").await;
 
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let pushed = next_request(&mut push).await;
     let target = Target {
         session_id: session.session_id.clone(),

@@ -26,7 +26,7 @@ async fn happy_path_passes_and_both_sides_see_the_same_code() {
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
 
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     assert_eq!(session.state, STATE_PENDING);
     assert_eq!(session.required_level, pb::AssuranceLevel::L1 as i32);
     assert_eq!(session.level_reached, pb::AssuranceLevel::None as i32);
@@ -108,7 +108,7 @@ async fn a_wrong_pin_cannot_be_proven_and_a_proof_of_another_commitment_fails() 
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut push).await;
     let key_id = request.requirements[0].key_id.clone();
     let key = server.proving_key(&phone, &key_id).await;
@@ -153,9 +153,9 @@ async fn replayed_and_cross_session_proofs_are_refused() {
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
 
-    let first = server.start(&acme, "cust-1").await;
+    let first = server.start_session(&acme, "cust-1").await;
     let first_request = next_request(&mut push).await;
-    let second = server.start(&acme, "cust-1").await;
+    let second = server.start_session(&acme, "cust-1").await;
     let second_request = next_request(&mut push).await;
     assert_eq!(second_request.session_id, second.session_id);
     assert_ne!(first_request.challenge, second_request.challenge);
@@ -206,7 +206,7 @@ async fn malformed_proofs_are_invalid_arguments_and_leave_the_session_pending() 
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut push).await;
     let key_id = request.requirements[0].key_id.clone();
 
@@ -273,7 +273,7 @@ async fn oversized_messages_are_refused() {
     let server = TestServer::with_dir(dir.path(), |_| {}).await;
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let status = assert_code(
         submit(
             &server,
@@ -311,7 +311,7 @@ async fn decline_resolves_as_declined_and_records_a_fraud_signal() {
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     next_request(&mut push).await;
     let declined = server
         .device()
@@ -364,7 +364,7 @@ async fn sessions_expire_even_when_nobody_answers() {
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut push).await;
     let mut watch = server
         .verification()
@@ -413,7 +413,7 @@ async fn cancelled_sessions_are_withdrawn_from_the_device() {
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     next_request(&mut push).await;
     let cancel = |id: String| {
         let server = &server;
@@ -478,7 +478,7 @@ async fn re_enrollment_notifies_the_earlier_device_and_revocation_locks_it_out()
 
     // Requests go to the new device only; the old one cannot answer.
     let mut new_push = new.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut new_push).await;
     let key_id = request.requirements[0].key_id.clone();
     let key = server.proving_key(&new, &key_id).await;
@@ -491,6 +491,7 @@ async fn re_enrollment_notifies_the_earlier_device_and_revocation_locks_it_out()
         .await
         .expect("submit");
     assert_eq!(answer.state, SessionState::Passed as i32);
+    assert!(matches!(next_event(&mut new_push).await, Event::Closed(_)));
 
     // Revocation: the stream is told and ends, the token stops working.
     let revoked = server
@@ -510,6 +511,10 @@ async fn re_enrollment_notifies_the_earlier_device_and_revocation_locks_it_out()
         Event::Notice(notice) => assert_eq!(notice.kind, pb::device_notice::Kind::Revoked as i32),
         other => panic!("expected a notice, got {other:?}"),
     }
+    assert!(
+        new_push.next().await.is_none(),
+        "the revoked device's stream ends"
+    );
     let status = assert_code(
         server
             .device()

@@ -34,7 +34,7 @@ async fn first_start_generates_keys_and_a_new_user_can_verify() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].circuit, PinKnowledge::NAME);
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut push).await;
     let key = server.proving_key(&phone, &keys[0].key_id).await;
     let answer = submit(
@@ -57,7 +57,7 @@ async fn restart_keeps_sessions_enrollments_and_credentials() {
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let done = server.start(&acme, "cust-1").await;
+    let done = server.start_session(&acme, "cust-1").await;
     let done_request = next_request(&mut push).await;
     let key_id = done_request.requirements[0].key_id.clone();
     let key = server.proving_key(&phone, &key_id).await;
@@ -70,7 +70,7 @@ async fn restart_keeps_sessions_enrollments_and_credentials() {
     )
     .await
     .expect("submit");
-    let pending = server.start(&acme, "cust-1").await;
+    let pending = server.start_session(&acme, "cust-1").await;
     drop(push);
     server.stop().await.expect("clean stop");
 
@@ -105,7 +105,7 @@ async fn shutdown_reports_not_serving_and_ends_open_streams() {
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "4711", 1).await;
     let mut push = phone.listen(&server).await;
-    let session = server.start(&acme, "cust-1").await;
+    let session = server.start_session(&acme, "cust-1").await;
     next_request(&mut push).await;
     let mut watch = server
         .verification()

@@ -237,7 +237,11 @@ impl TestServer {
     }
 
     /// Starts a verification as `tenant`'s agent.
-    pub async fn start(&self, tenant: &Tenant, customer_ref: &str) -> pb::VerificationSession {
+    pub async fn start_session(
+        &self,
+        tenant: &Tenant,
+        customer_ref: &str,
+    ) -> pb::VerificationSession {
         self.verification()
             .await
             .start_verification(authed(

@@ -599,3 +599,163 @@ impl ConstraintSynthesizer<Fr> for SetNonMembership {
         enforce_non_membership(&cs, &value, &root, self.neighbours.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        credential::schema::{Attributes, Blinding, SCHEMA_VERSION},
+        test_support::unsatisfied_constraint,
+    };
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    struct Fixture {
+        pin: Pin,
+        secret: DeviceSecret,
+        attributes: Attributes,
+        credential: AttributeCredential,
+    }
+
+    fn fixture() -> Fixture {
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let attributes = Attributes {
+            account_id: "ACC-42".into(),
+            date_of_birth: 10_000,
+            postcode: "10115".into(),
+            phone_number: "+4930123456".into(),
+            national_id_last4: "0042".into(),
+        };
+        Fixture {
+            pin: Pin::parse("1234").expect("pin"),
+            secret: DeviceSecret::generate(&mut rng),
+            credential: AttributeCredential::issue(&attributes, &mut rng).expect("valid"),
+            attributes,
+        }
+    }
+
+    #[test]
+    fn honest_account_ownership_satisfies() {
+        let f = fixture();
+        let circuit =
+            AccountOwnership::new(&f.pin, &f.secret, &f.credential, Fr::from(5u8)).expect("ok");
+        assert_eq!(unsatisfied_constraint(circuit), None);
+    }
+
+    #[test]
+    fn another_account_breaks_account_matches() {
+        let f = fixture();
+        let mut public = *AccountOwnership::new(&f.pin, &f.secret, &f.credential, Fr::from(5u8))
+            .expect("ok")
+            .public()
+            .expect("set");
+        public.account_id = Slot::AccountId.encode_text("ACC-43").expect("text");
+        let circuit =
+            AccountOwnership::for_statement(public, &f.pin, &f.secret, &f.credential).expect("ok");
+        let broken = unsatisfied_constraint(circuit).expect("must fail");
+        assert!(broken.contains("account matches"), "{broken}");
+    }
+
+    #[test]
+    fn wrong_pin_breaks_the_device_commitment() {
+        let f = fixture();
+        let public = *AccountOwnership::new(&f.pin, &f.secret, &f.credential, Fr::from(5u8))
+            .expect("ok")
+            .public()
+            .expect("set");
+        let wrong = Pin::parse("1235").expect("pin");
+        let circuit =
+            AccountOwnership::for_statement(public, &wrong, &f.secret, &f.credential).expect("ok");
+        let broken = unsatisfied_constraint(circuit).expect("must fail");
+        assert!(broken.contains("device commitment matches"), "{broken}");
+    }
+
+    #[test]
+    fn an_old_schema_credential_is_refused_and_would_not_open() {
+        let f = fixture();
+        let old = AttributeCredential::from_parts(
+            SCHEMA_VERSION - 1,
+            &f.attributes,
+            f.credential.blinding().clone(),
+        )
+        .expect("valid");
+        assert_eq!(
+            AccountOwnership::new(&f.pin, &f.secret, &old, Fr::from(5u8)).err(),
+            Some(StatementError::Credential(
+                CredentialError::UnsupportedSchema {
+                    found: SCHEMA_VERSION - 1
+                }
+            ))
+        );
+        // Bypassing the check: the old commitment does not open under the
+        // current schema tag.
+        let (values, blinding) = (
+            std::array::from_fn(|i| f.credential.value(Slot::ALL[i])),
+            f.credential.blinding().0,
+        );
+        let circuit = AccountOwnership {
+            public: Some(AccountOwnershipPublic {
+                common: CommonPublic::of(&f.pin, &f.secret, &old, Fr::from(5u8)),
+                account_id: old.value(Slot::AccountId),
+            }),
+            witness: Some(CredentialWitness {
+                pin: f.pin.field_value(),
+                device_secret: f.secret.field_value(),
+                opening: (values, blinding),
+            }),
+        };
+        let broken = unsatisfied_constraint(circuit).expect("must fail");
+        assert!(broken.contains("attribute commitment matches"), "{broken}");
+    }
+
+    #[test]
+    fn another_credential_breaks_the_attribute_commitment() {
+        let f = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(32);
+        let other = AttributeCredential::from_parts(
+            SCHEMA_VERSION,
+            &f.attributes,
+            Blinding::generate(&mut rng),
+        )
+        .expect("valid");
+        let public = *AccountOwnership::new(&f.pin, &f.secret, &f.credential, Fr::from(5u8))
+            .expect("ok")
+            .public()
+            .expect("set");
+        let circuit =
+            AccountOwnership::for_statement(public, &f.pin, &f.secret, &other).expect("ok");
+        let broken = unsatisfied_constraint(circuit).expect("must fail");
+        assert!(broken.contains("attribute commitment matches"), "{broken}");
+    }
+
+    #[test]
+    fn a_failing_predicate_is_named_by_its_slot() {
+        let f = fixture();
+        let predicates = [
+            SlotPredicate::equals(Slot::AccountId, f.credential.value(Slot::AccountId)),
+            SlotPredicate::unused(),
+            SlotPredicate::gte(Slot::DateOfBirth, 10_001).expect("valid"),
+            SlotPredicate::unused(),
+        ];
+        let circuit =
+            AttributePredicates::new(&f.pin, &f.secret, &f.credential, Fr::from(1u8), predicates)
+                .expect("ok");
+        let broken = unsatisfied_constraint(circuit).expect("must fail");
+        assert!(
+            broken.contains("predicate 2") && broken.contains("lower bound"),
+            "{broken}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let f = fixture();
+        let circuit =
+            AccountOwnership::new(&f.pin, &f.secret, &f.credential, Fr::from(5u8)).expect("ok");
+        let text = format!("{circuit:?} {:?}", circuit.witness);
+        assert!(
+            text.contains("redacted") && !text.contains("1234"),
+            "{text}"
+        );
+    }
+}

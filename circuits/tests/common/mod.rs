@@ -152,3 +152,14 @@ pub fn holder_with(seed: u64, attributes: Attributes) -> Holder {
 pub fn holder(seed: u64) -> Holder {
     holder_with(seed, sample_attributes())
 }
+
+/// Installs the constraint-tracing layer, so that `ProveError::Unsatisfied`
+/// names the broken constraint by its namespace path.
+pub fn trace_constraints() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(ConstraintLayer::default());
+        // Fails only if `unsatisfied_constraint` installed it first: fine.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}

@@ -22,9 +22,9 @@ use std::{
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use zkid_circuits::{
-    circuit::{CircuitId, ZkCircuit},
+    circuit::CircuitId,
     keys::KeyError,
-    pin::PinKnowledge,
+    registry::{self, RegistryError},
     CircuitProvingKey, CircuitVerifyingKey, Verifier,
 };
 
@@ -36,6 +36,14 @@ pub enum KeySetupError {
     /// The server has no statement or generator for this circuit.
     #[error("circuit {0} is not supported by this server")]
     UnknownCircuit(String),
+    /// The Groth16 setup failed.
+    #[error("setup of circuit {circuit}: {source}")]
+    Setup {
+        /// The circuit.
+        circuit: String,
+        /// The cause.
+        source: RegistryError,
+    },
     /// File system trouble.
     #[error("key file {path}: {source}")]
     Io {
@@ -71,27 +79,6 @@ pub struct LoadedKeys {
     pub circuits: Vec<CircuitEntry>,
 }
 
-type Generated = (CircuitProvingKey, CircuitVerifyingKey);
-
-/// A circuit the server can set up: its identity and its key generator.
-struct Known {
-    id: CircuitId,
-    generate: fn() -> Result<Generated, KeyError>,
-}
-
-fn known(name: &str) -> Option<Known> {
-    fn setup<C: ZkCircuit>() -> Result<Generated, KeyError> {
-        zkid_circuits::generate_keys::<C, _>(&mut OsRng)
-    }
-    match name {
-        PinKnowledge::NAME => Some(Known {
-            id: PinKnowledge::id(),
-            generate: setup::<PinKnowledge>,
-        }),
-        _ => None,
-    }
-}
-
 /// The file names of `id`'s key pair in `dir`.
 pub fn key_paths(dir: &Path, id: &CircuitId) -> (PathBuf, PathBuf) {
     let stem = format!("{}-v{}", id.name, id.version);
@@ -114,17 +101,23 @@ pub fn load_or_generate(dir: &Path, circuits: &[String]) -> Result<LoadedKeys, K
     let mut verifier = Verifier::new();
     let mut entries = Vec::with_capacity(circuits.len());
     for name in circuits {
-        let known = known(name).ok_or_else(|| KeySetupError::UnknownCircuit(name.clone()))?;
-        let statement = Statement::for_circuit(name)
+        // The circuits crate's registry names every circuit and runs its
+        // setup; the server additionally needs to know its statement.
+        let id =
+            registry::id_by_name(name).map_err(|_| KeySetupError::UnknownCircuit(name.clone()))?;
+        let statement = Statement::for_circuit(&id.name)
             .ok_or_else(|| KeySetupError::UnknownCircuit(name.clone()))?;
-        let (pk_path, vk_path) = key_paths(dir, &known.id);
+        let (pk_path, vk_path) = key_paths(dir, &id);
         match (pk_path.exists(), vk_path.exists()) {
             (false, false) => {
-                tracing::info!(circuit = %known.id, "no keys found: running the Groth16 setup");
-                let (pk, vk) = (known.generate)().map_err(|source| KeySetupError::Key {
-                    path: pk_path.clone(),
-                    source,
-                })?;
+                tracing::info!(circuit = %id, "no keys found: running the Groth16 setup");
+                let (pk, vk) =
+                    registry::generate_by_name(&id.to_string(), &mut OsRng).map_err(|source| {
+                        KeySetupError::Setup {
+                            circuit: id.to_string(),
+                            source,
+                        }
+                    })?;
                 write_atomically(&pk_path, |p| pk.save(p))?;
                 write_atomically(&vk_path, |p| vk.save(p))?;
             }
@@ -146,17 +139,17 @@ pub fn load_or_generate(dir: &Path, circuits: &[String]) -> Result<LoadedKeys, K
                 source,
             }
         })?;
-        if vk.circuit != known.id || pk.circuit != known.id || pk.key_id != vk.key_id {
+        if vk.circuit != id || pk.circuit != id || pk.key_id != vk.key_id {
             return Err(KeySetupError::Mismatch(pk_path));
         }
         let key_id = verifier.register(&vk);
-        tracing::info!(circuit = %known.id, key_id = %key_id, "keys loaded");
+        tracing::info!(circuit = %id, key_id = %key_id, "keys loaded");
         entries.push(CircuitEntry {
-            id: known.id.clone(),
+            id: id.clone(),
             key_id,
             statement,
             proving_key: Arc::new(ProvingKeyFile {
-                circuit: known.id,
+                circuit: id,
                 key_id,
                 sha256: Sha256::digest(&bytes).into(),
                 bytes: Arc::from(bytes),
@@ -187,6 +180,7 @@ fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zkid_circuits::ZkCircuit;
 
     #[test]
     fn unknown_circuits_are_refused() {
@@ -200,7 +194,7 @@ mod tests {
     #[test]
     fn a_lone_half_of_a_key_pair_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pk, _) = key_paths(dir.path(), &PinKnowledge::id());
+        let (pk, _) = key_paths(dir.path(), &zkid_circuits::pin::PinKnowledge::id());
         fs::write(&pk, b"x").expect("write");
         assert!(matches!(
             load_or_generate(dir.path(), &["pin-knowledge".into()]),

@@ -6,6 +6,7 @@
 //! can be wrapped for iOS and Android.
 
 pub mod agent;
+pub mod credential_file;
 pub mod enroller;
 pub mod phone;
 pub mod rpc;

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use zeroize::Zeroizing;
 use zkid_circuits::{
+    credential::AccountOwnership,
     encoding::{field_from_bytes, FIELD_LEN},
     pin::{device_commitment, DeviceSecret, Pin, PinKnowledge},
     prove, CircuitProvingKey, KeyId, ZkCircuit,
@@ -38,6 +39,7 @@ use zkid_proto::v1::{
 
 use crate::{
     agent::State,
+    credential_file::{CredentialFile, CredentialFileError},
     rpc::{Connection, RpcError},
     vault::{KdfParams, Vault, VaultError},
 };
@@ -66,6 +68,12 @@ pub enum PhoneError {
     /// The request needs a circuit this app cannot prove.
     #[error("this app cannot prove circuit {0}")]
     UnsupportedCircuit(String),
+    /// The request needs the attribute credential, which is not imported.
+    #[error("this request needs your organization's credential: import it first")]
+    NoCredential,
+    /// The credential is unusable.
+    #[error(transparent)]
+    Credential(#[from] CredentialFileError),
     /// Proving failed for another reason than a wrong PIN.
     #[error("proving failed: {0}")]
     Prove(String),
@@ -107,6 +115,9 @@ struct StoredState {
     device_id: String,
     device_token: String,
     device_secret: String,
+    /// The organization-issued attribute credential, once imported.
+    #[serde(default)]
+    credential: Option<CredentialFile>,
 }
 
 impl Drop for StoredState {
@@ -130,6 +141,8 @@ pub struct DeviceStatus {
     pub device_id: String,
     /// Proving keys cached on disk, by circuit.
     pub cached_keys: Vec<String>,
+    /// Whether an attribute credential is imported.
+    pub has_credential: bool,
 }
 
 /// One proof the server asks for.
@@ -150,6 +163,9 @@ impl Requirement {
     pub fn describe(&self) -> String {
         match self.circuit.as_str() {
             "pin-knowledge" => "that you know your PIN and hold this phone".into(),
+            "account-ownership" => {
+                "that you know your PIN, hold this phone, and own the account this call is about (your account data stays on the phone)".into()
+            }
             other => format!("the statement {other:?}"),
         }
     }
@@ -210,6 +226,7 @@ pub struct Phone {
     config: PhoneConfig,
     connection: Connection,
     state: StoredState,
+    passphrase: Zeroizing<String>,
     secret: DeviceSecret,
     keys: HashMap<KeyId, CircuitProvingKey>,
     events: Option<tonic::Streaming<zkid_proto::v1::DeviceEvent>>,
@@ -290,6 +307,7 @@ impl Phone {
             device_id: response.device_id,
             device_token: response.device_token,
             device_secret: hex::encode(secret.to_bytes()),
+            credential: None,
         };
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&state).map_err(|e| PhoneError::CorruptState(e.to_string()))?,
@@ -299,6 +317,7 @@ impl Phone {
             config,
             connection,
             state,
+            passphrase: Zeroizing::new(passphrase.to_owned()),
             secret,
             keys: HashMap::new(),
             events: None,
@@ -323,6 +342,7 @@ impl Phone {
             config,
             connection,
             state,
+            passphrase: Zeroizing::new(passphrase.to_owned()),
             secret,
             keys: HashMap::new(),
             events: None,
@@ -346,7 +366,26 @@ impl Phone {
             customer_ref: self.state.customer_ref.clone(),
             device_id: self.state.device_id.clone(),
             cached_keys,
+            has_credential: self.state.credential.is_some(),
         }
+    }
+
+    /// Imports the attribute credential the organization issued into the
+    /// vault (replacing an earlier one).
+    ///
+    /// # Errors
+    /// An invalid credential, or a vault write failure.
+    pub fn import_credential(&mut self, file: CredentialFile) -> Result<(), PhoneError> {
+        file.credential()?;
+        let previous = self.state.credential.replace(file);
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&self.state).map_err(|e| PhoneError::CorruptState(e.to_string()))?,
+        );
+        if let Err(e) = self.config.vault().update(&self.passphrase, &plaintext) {
+            self.state.credential = previous;
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     fn device_client(&self) -> Result<DeviceClient<crate::rpc::AuthChannel>, PhoneError> {
@@ -554,18 +593,39 @@ impl Phone {
         pin: &Pin,
         challenge: Fr,
     ) -> Result<Vec<u8>, PhoneError> {
-        let secret = self.secret.clone();
-        let key = self.proving_key(&requirement.key_id)?;
-        if key.circuit.name != requirement.circuit {
-            return Err(PhoneError::BadProvingKey(requirement.key_id.to_string()));
-        }
+        // Each circuit is proven for the phone's own statement (its own
+        // commitments and, for account ownership, its own account): if that
+        // is not the statement the server expects, the server rejects it.
         match requirement.circuit.as_str() {
             name if name == PinKnowledge::NAME => {
-                let circuit = PinKnowledge::new(pin, &secret, challenge);
-                prove(key, circuit, &mut OsRng).map_err(|e| PhoneError::Prove(e.to_string()))
+                let circuit = PinKnowledge::new(pin, &self.secret, challenge);
+                self.prove_with(requirement, circuit)
+            }
+            name if name == AccountOwnership::NAME => {
+                let credential = self
+                    .state
+                    .credential
+                    .as_ref()
+                    .ok_or(PhoneError::NoCredential)?
+                    .credential()?;
+                let circuit = AccountOwnership::new(pin, &self.secret, &credential, challenge)
+                    .map_err(|e| PhoneError::Prove(e.to_string()))?;
+                self.prove_with(requirement, circuit)
             }
             other => Err(PhoneError::UnsupportedCircuit(other.to_owned())),
         }
+    }
+
+    fn prove_with<C: ZkCircuit>(
+        &mut self,
+        requirement: &Requirement,
+        circuit: C,
+    ) -> Result<Vec<u8>, PhoneError> {
+        let key = self.proving_key(&requirement.key_id)?;
+        if key.circuit != C::id() || key.circuit.version != requirement.version {
+            return Err(PhoneError::BadProvingKey(requirement.key_id.to_string()));
+        }
+        prove(key, circuit, &mut OsRng).map_err(|e| PhoneError::Prove(e.to_string()))
     }
 
     /// Declines a request: "I did not call". The server records it as a

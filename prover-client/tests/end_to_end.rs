@@ -179,26 +179,34 @@ fn verify(
     phone: &Phone<'_>,
     answers: &str,
 ) -> (Output, Output) {
-    let agent_run = agent(
+    verify_op(
         server,
         agent_token,
-        &[
-            "verify",
-            "--customer",
-            "cust-0042",
-            "--operation",
-            "balance_inquiry",
-        ],
+        phone,
+        answers,
+        &["--operation", "balance_inquiry"],
     )
-    .spawn()
-    .expect("zkid-agent starts");
+}
+
+fn verify_op(
+    server: &Server,
+    agent_token: &str,
+    phone: &Phone<'_>,
+    answers: &str,
+    operation: &[&str],
+) -> (Output, Output) {
+    let mut args = vec!["verify", "--customer", "cust-0042"];
+    args.extend_from_slice(operation);
+    let agent_run = agent(server, agent_token, &args)
+        .spawn()
+        .expect("zkid-agent starts");
     let phone_out = phone.run(&["listen", "--once", "--timeout", "60"], answers);
     let agent_out = agent_run.wait_with_output().expect("zkid-agent finishes");
     (agent_out, phone_out)
 }
 
 #[test]
-fn enroll_verify_fail_decline_and_reenroll_with_the_real_binaries() {
+fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     let root = tempfile::tempdir().expect("tempdir");
     let data = root.path().join("server");
     admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
@@ -309,6 +317,93 @@ fn enroll_verify_fail_decline_and_reenroll_with_the_real_binaries() {
     let out = phone.command().arg("status").output().expect("runs");
     assert!(
         out.status.success() && text(&out).contains("cust-0042"),
+        "{}",
+        text(&out)
+    );
+
+    // L2: the bank issues the customer's attribute credential; it registers
+    // only the commitment; the phone imports the file into its vault.
+    let credential = root.path().join("credential.json");
+    let out = agent(
+        &server,
+        "",
+        &[
+            "issue-credential",
+            "--account",
+            "ACC-1001",
+            "--date-of-birth",
+            "1990-01-31",
+            "--postcode",
+            "SW1A1AA",
+            "--phone",
+            "+447700900123",
+            "--national-id-last4",
+            "1234",
+            "--out",
+        ],
+    )
+    .arg(&credential)
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042", "--credential"],
+    )
+    .arg(&credential)
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let code = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
+        .expect("code printed");
+    // Registering again issues a new code: the phone re-enrolls with it.
+    let phone = Phone {
+        dir: root.path().join("phone-l2"),
+        server: &server,
+    };
+    phone.enroll(&code, "4711");
+    let out = phone.run(
+        &["import-credential", credential.to_str().expect("utf-8")],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let l2 = ["--operation", "change_address", "--account", "ACC-1001"];
+    let (agent_out, phone_out) = verify_op(&server, &agent_token, &phone, "y\n4711\n", &l2);
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L2"),
+        "{}\n{}",
+        text(&agent_out),
+        text(&phone_out)
+    );
+    // Another account: the phone proves its own account, which is not the
+    // one asked about, so the proof fails and the agent learns nothing more.
+    let other = ["--operation", "change_address", "--account", "ACC-2002"];
+    let (agent_out, _) = verify_op(&server, &agent_token, &phone, "y\n4711\n", &other);
+    assert!(
+        text(&agent_out).contains("outcome FAILED"),
+        "{}",
+        text(&agent_out)
+    );
+    // No account reference for an operation that needs one: refused at once.
+    let out = agent(
+        &server,
+        &agent_token,
+        &[
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "change_address",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("needs an account reference"),
         "{}",
         text(&out)
     );

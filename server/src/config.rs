@@ -31,6 +31,19 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+/// `ZKID_*` variables that belong to zkid's other tools (the agent and
+/// phone CLIs) or name the config file itself: a shell that exports them
+/// must still be able to start the server, so they are not config keys.
+/// Any other unknown `ZKID_*` variable is still refused as a likely typo.
+const CLIENT_VARIABLES: &[&str] = &[
+    "config",
+    "token",
+    "server",
+    "passphrase",
+    "phone_dir",
+    "enrollment_code",
+];
+
 /// Validated server configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,7 +167,7 @@ impl Config {
             None => {}
         }
         let config: Config = figment
-            .merge(Env::prefixed("ZKID_").ignore(&["config"]).split("__"))
+            .merge(Env::prefixed("ZKID_").ignore(CLIENT_VARIABLES).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;
@@ -262,6 +275,8 @@ mod tests {
                 "custom.toml",
                 "session_ttl_secs = 30\nsweep_interval_ms = 200\nlisten = \"127.0.0.1:6000\"",
             )?;
+            jail.set_env("ZKID_TOKEN", "a client's token, not a config key");
+            jail.set_env("ZKID_PASSPHRASE", "a phone's passphrase");
             jail.set_env("ZKID_SWEEP_INTERVAL_MS", "300");
             jail.set_env("ZKID_LISTEN", "127.0.0.1:7000");
             let overrides = Overrides {

@@ -4,12 +4,16 @@
 //! The token is read from `ZKID_TOKEN` or `--token-file`, never from the
 //! command line, where other users of the machine could read it.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use zkid_prover::{
     agent::{AgentClient, State},
+    credential_file::CredentialFile,
     enroller::EnrollerClient,
 };
 
@@ -49,6 +53,32 @@ enum Command {
         /// The customer reference from the CRM.
         #[arg(long)]
         customer: String,
+        /// The customer's attribute credential (from `issue-credential`):
+        /// only its commitment is sent.
+        #[arg(long)]
+        credential: Option<PathBuf>,
+    },
+    /// As the organization's system of record: issue a customer's
+    /// attribute credential as a file for their phone (no server involved).
+    IssueCredential {
+        /// Account id.
+        #[arg(long)]
+        account: String,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        date_of_birth: String,
+        /// Postcode, canonical form (upper case, no spaces).
+        #[arg(long)]
+        postcode: String,
+        /// Phone number, E.164 (e.g. +447700900123).
+        #[arg(long)]
+        phone: String,
+        /// Last four characters of the national id.
+        #[arg(long)]
+        national_id_last4: String,
+        /// Where to write the credential (created with mode 0600).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// As the organization's backend (enroller token): revoke a device.
     RevokeDevice {
@@ -61,8 +91,8 @@ enum Command {
     },
 }
 
-fn token(args: &Args) -> anyhow::Result<String> {
-    let token = match &args.token_file {
+fn token(token_file: Option<&Path>) -> anyhow::Result<String> {
+    let token = match token_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?,
         None => std::env::var("ZKID_TOKEN")
@@ -76,11 +106,48 @@ fn token(args: &Args) -> anyhow::Result<String> {
 }
 
 fn run(args: Args) -> anyhow::Result<bool> {
-    let token = token(&args)?;
-    match args.command {
-        Command::EnrollCustomer { customer } => {
-            let enroller = EnrollerClient::connect(&args.server, &token)?;
-            let code = enroller.register_customer(&customer, None)?;
+    let Args {
+        server,
+        token_file,
+        command,
+    } = args;
+    let token = || token(token_file.as_deref());
+    match command {
+        Command::IssueCredential {
+            account,
+            date_of_birth,
+            postcode,
+            phone,
+            national_id_last4,
+            out,
+        } => {
+            let file = CredentialFile::issue(
+                &account,
+                &date_of_birth,
+                &postcode,
+                &phone,
+                &national_id_last4,
+                &mut rand::rngs::OsRng,
+            )?;
+            file.write_new(&out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("credential written to {}", out.display());
+            Ok(true)
+        }
+        Command::EnrollCustomer {
+            customer,
+            credential,
+        } => {
+            let attributes = match credential {
+                Some(path) => {
+                    let file = CredentialFile::read(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    Some((file.commitment()?, file.schema_version))
+                }
+                None => None,
+            };
+            let enroller = EnrollerClient::connect(&server, &token()?)?;
+            let code = enroller.register_customer(&customer, attributes)?;
             if code.existing_customer {
                 println!("customer {customer} re-registered: their current device will be told when a new one enrolls");
             }
@@ -88,7 +155,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::RevokeDevice { customer, device } => {
-            EnrollerClient::connect(&args.server, &token)?.revoke_device(&customer, &device)?;
+            EnrollerClient::connect(&server, &token()?)?.revoke_device(&customer, &device)?;
             println!("device {device} revoked");
             Ok(true)
         }
@@ -97,7 +164,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
             operation,
             account,
         } => {
-            let client = AgentClient::connect(&args.server, &token)?;
+            let client = AgentClient::connect(&server, &token()?)?;
             let outcome = client.verify(&customer, &operation, account.as_deref(), |view| {
                 if view.state == State::Pending {
                     println!(

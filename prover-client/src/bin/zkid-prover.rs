@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use zkid_circuits::pin::Pin;
 use zkid_prover::{
     agent::State,
+    credential_file::CredentialFile,
     phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent},
 };
 
@@ -62,6 +63,12 @@ enum Command {
         /// Give up after this many seconds without a request.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+    },
+    /// Import the attribute credential your organization issued (a file);
+    /// it is sealed in the vault, and the file can then be deleted.
+    ImportCredential {
+        /// The credential file.
+        file: PathBuf,
     },
     /// Show this device's enrollment.
     Status,
@@ -178,9 +185,29 @@ fn run(args: Args) -> anyhow::Result<bool> {
             println!("organization  {}", status.organization);
             println!("customer      {}", status.customer_ref);
             println!("device        {}", status.device_id);
+            println!(
+                "credential    {}",
+                if status.has_credential {
+                    "imported"
+                } else {
+                    "none"
+                }
+            );
             for key in status.cached_keys {
                 println!("proving key   {key}");
             }
+            Ok(true)
+        }
+        Command::ImportCredential { file } => {
+            let credential = CredentialFile::read(&file)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            let passphrase = answers.passphrase()?;
+            let mut phone = Phone::open(config, &passphrase)?;
+            phone.import_credential(credential)?;
+            println!(
+                "credential imported into the vault; you may now delete {}",
+                file.display()
+            );
             Ok(true)
         }
         Command::Listen { once, timeout } => {

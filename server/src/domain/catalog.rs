@@ -16,13 +16,14 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use zkid_circuits::{
     circuit::{CircuitId, PublicInputs},
+    credential::{encode_account_id, AccountOwnershipPublic, CommonPublic, SCHEMA_VERSION},
     encoding::{field_from_bytes, field_to_bytes},
     pin::PinKnowledgePublic,
     KeyId,
 };
 
 use super::{
-    model::{AssuranceLevel, Customer, Device},
+    model::{AccountRef, AssuranceLevel, Customer, Device},
     DomainError,
 };
 
@@ -32,6 +33,11 @@ pub enum Statement {
     /// `pin-knowledge`: `[device commitment, challenge]`
     /// ([`PinKnowledgePublic`]).
     PinKnowledge,
+    /// `account-ownership`: `[device commitment, attribute commitment,
+    /// challenge, account id]` ([`AccountOwnershipPublic`]); the account is
+    /// the session's account reference, encoded as the issuer encodes the
+    /// account-id slot.
+    AccountOwnership,
 }
 
 impl Statement {
@@ -40,6 +46,7 @@ impl Statement {
     pub fn for_circuit(name: &str) -> Option<Self> {
         match name {
             "pin-knowledge" => Some(Self::PinKnowledge),
+            "account-ownership" => Some(Self::AccountOwnership),
             _ => None,
         }
     }
@@ -48,7 +55,11 @@ impl Statement {
     ///
     /// # Errors
     /// [`DomainError::Internal`] if a stored commitment or challenge is not
-    /// a canonical field element (a corrupt store).
+    /// a canonical field element (a corrupt store);
+    /// [`DomainError::FailedPrecondition`] if the customer has no attribute
+    /// credential, or one of an unsupported schema;
+    /// [`DomainError::InvalidArgument`] if the operation needs an account
+    /// reference and the session has none, or it cannot be encoded.
     pub fn public_inputs(
         self,
         context: &StatementContext<'_>,
@@ -60,14 +71,51 @@ impl Statement {
                     commitment: field_from_bytes(&context.device.commitment).map_err(corrupt)?,
                     challenge: field_from_bytes(context.challenge).map_err(corrupt)?,
                 };
-                Ok(statement
-                    .to_field_elements()
-                    .iter()
-                    .map(field_to_bytes)
-                    .collect())
+                Ok(encode(&statement))
+            }
+            Self::AccountOwnership => {
+                let attributes =
+                    context
+                        .customer
+                        .attributes
+                        .as_ref()
+                        .ok_or(DomainError::FailedPrecondition(
+                            "customer has no attribute credential",
+                        ))?;
+                // A commitment under another schema opens to other slots:
+                // the circuit would reject it anyway, but the agent should
+                // learn why at once rather than after the phone's attempt.
+                if attributes.schema_version != SCHEMA_VERSION {
+                    return Err(DomainError::FailedPrecondition(
+                        "customer's attribute credential uses an unsupported schema version",
+                    ));
+                }
+                let account = context.account.ok_or(DomainError::InvalidArgument(
+                    "this operation needs an account reference",
+                ))?;
+                let statement = AccountOwnershipPublic {
+                    common: CommonPublic {
+                        device_commitment: field_from_bytes(&context.device.commitment)
+                            .map_err(corrupt)?,
+                        attr_commitment: field_from_bytes(&attributes.commitment)
+                            .map_err(corrupt)?,
+                        challenge: field_from_bytes(context.challenge).map_err(corrupt)?,
+                    },
+                    account_id: encode_account_id(account.as_str())
+                        .map_err(|_| DomainError::InvalidArgument("malformed account_ref"))?,
+                };
+                Ok(encode(&statement))
             }
         }
     }
+}
+
+fn encode<P: PublicInputs>(statement: &P) -> Vec<[u8; 32]> {
+    statement
+        .to_field_elements()
+        .iter()
+        .map(field_to_bytes)
+        .collect()
 }
 
 /// What a statement may draw on.
@@ -79,6 +127,8 @@ pub struct StatementContext<'a> {
     pub device: &'a Device,
     /// The customer (for attribute circuits).
     pub customer: &'a Customer,
+    /// The account the call is about, if the agent named one.
+    pub account: Option<&'a AccountRef>,
 }
 
 /// A circuit the server verifies, with its key.
@@ -156,12 +206,22 @@ pub struct Catalog {
 impl Catalog {
     /// The operations every tenant has until policies arrive.
     pub fn builtin_operations() -> Vec<Operation> {
-        vec![Operation {
-            name: "balance_inquiry".into(),
-            display_name: "balance inquiry".into(),
-            level: AssuranceLevel::L1,
-            circuits: vec!["pin-knowledge".into()],
-        }]
+        vec![
+            Operation {
+                name: "balance_inquiry".into(),
+                display_name: "balance inquiry".into(),
+                level: AssuranceLevel::L1,
+                circuits: vec!["pin-knowledge".into()],
+            },
+            // account-ownership proves the device factor too, so L2 needs
+            // one proof, not two.
+            Operation {
+                name: "change_address".into(),
+                display_name: "change of address".into(),
+                level: AssuranceLevel::L2,
+                circuits: vec!["account-ownership".into()],
+            },
+        ]
     }
 
     /// The circuit names `operations` use, deduplicated, sorted.
@@ -265,7 +325,12 @@ mod tests {
     #[test]
     fn operations_must_name_available_circuits() {
         let ops = Catalog::builtin_operations();
-        assert!(Catalog::new(ops.clone(), vec![entry("pin-knowledge")]).is_ok());
+        let every_circuit = vec![entry("pin-knowledge"), entry("account-ownership")];
+        assert!(Catalog::new(ops.clone(), every_circuit).is_ok());
+        assert!(matches!(
+            Catalog::new(ops.clone(), vec![entry("pin-knowledge")]),
+            Err(CatalogError::UnknownCircuit { .. })
+        ));
         assert!(matches!(
             Catalog::new(ops, vec![entry("other")]),
             Err(CatalogError::UnknownCircuit { .. })

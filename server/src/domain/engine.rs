@@ -419,7 +419,8 @@ impl Engine {
             .catalog
             .operation(operation)
             .ok_or(DomainError::InvalidArgument("unknown operation"))?;
-        self.store
+        let customer = self
+            .store
             .customer(&caller.tenant, &customer_ref)
             .await?
             .ok_or(DomainError::NotFound("customer"))?;
@@ -449,6 +450,20 @@ impl Engine {
             expires_at: now.plus(self.settings.session_ttl),
             resolved_at: None,
         };
+        // Refuse at once what could never pass (no credential, no account
+        // reference), instead of pushing an unanswerable request.
+        let context = StatementContext {
+            challenge: &session.challenge,
+            device: &device,
+            customer: &customer,
+            account: session.account_ref.as_ref(),
+        };
+        for name in &session.circuits {
+            let entry = self.catalog.circuit(name).ok_or_else(|| {
+                DomainError::Internal(format!("operation needs unknown circuit {name}"))
+            })?;
+            entry.statement.public_inputs(&context)?;
+        }
         self.store.insert_session(&session).await?;
         self.devices
             .publish(&device.id, DeviceSignal::Request(session.id.clone()));
@@ -646,6 +661,7 @@ impl Engine {
             challenge: &session.challenge,
             device,
             customer: &customer,
+            account: session.account_ref.as_ref(),
         };
         let requirements = session
             .circuits
@@ -710,6 +726,10 @@ impl Engine {
                 let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
                 return;
             }
+            // The resync on connect and the signal for a session created
+            // meanwhile can both name the same session: a phone must see
+            // each request once.
+            let mut pushed: std::collections::HashSet<SessionId> = std::collections::HashSet::new();
             let mut resync = true;
             loop {
                 if resync {
@@ -726,6 +746,9 @@ impl Engine {
                         }
                     };
                     for session in pending {
+                        if !pushed.insert(session.id.clone()) {
+                            continue;
+                        }
                         let update = engine
                             .push_request(session, &device, &organization)
                             .await
@@ -754,11 +777,15 @@ impl Engine {
                         let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
                         return;
                     }
+                    Ok(DeviceSignal::Request(id)) if pushed.contains(&id) => continue,
                     Ok(DeviceSignal::Request(id)) => match engine.store.session(&id).await {
-                        Ok(Some(session)) if session.state == SessionState::Pending => engine
-                            .push_request(session, &device, &organization)
-                            .await
-                            .map(|r| DeviceUpdate::Request(Box::new(r))),
+                        Ok(Some(session)) if session.state == SessionState::Pending => {
+                            pushed.insert(session.id.clone());
+                            engine
+                                .push_request(session, &device, &organization)
+                                .await
+                                .map(|r| DeviceUpdate::Request(Box::new(r)))
+                        }
                         Ok(_) => continue,
                         Err(error) => Err(error.into()),
                     },
@@ -816,6 +843,7 @@ impl Engine {
             challenge: &session.challenge,
             device: &device,
             customer: &customer,
+            account: session.account_ref.as_ref(),
         };
         let mut items = Vec::with_capacity(proofs.len());
         for (index, (proof, name)) in proofs.into_iter().zip(&session.circuits).enumerate() {

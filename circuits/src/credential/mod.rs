@@ -31,10 +31,10 @@
 //! We chose this flat two-hash chain over a Poseidon Merkle tree of the
 //! slots by measured constraint count (see
 //! `schema::tests::flat_commitment_is_cheaper_than_a_slot_tree`): opening
-//! the flat commitment costs 591 constraints (the constant tag makes two of
-//! the first round's S-boxes free), a binary tree over eight leaves (tag, five
-//! slots, blinding, padding) 1,680, and even a single salted slot opened
-//! along a depth-3 path 960. A tree's only advantage, opening one slot
+//! the flat commitment costs 591 constraints (351 for Poseidon6, whose
+//! constant tag lane gets its first S-box free, and 240 for Poseidon2), a
+//! binary tree over eight leaves (tag, five slots, blinding, padding) 1,680,
+//! and even a single salted slot opened along a depth-3 path 960. A tree's only advantage, opening one slot
 //! without the others, does not pay off, since every circuit here opens the
 //! commitment once and a path is already dearer than the full opening.
 //! Poseidon takes at most six inputs and we have seven (tag, five slots,

@@ -513,6 +513,36 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
 
+        /// The native commitment and the in-circuit opening agree, and the
+        /// opening refuses a commitment to anything else.
+        #[test]
+        fn native_and_circuit_commitments_agree(
+            seed in any::<[u8; 32]>(), tweak in 0usize..SLOT_COUNT + 1,
+        ) {
+            let values: [Fr; SLOT_COUNT] = std::array::from_fn(|i| {
+                Fr::from_le_bytes_mod_order(&seed) + Fr::from(i as u64)
+            });
+            let blinding = Fr::from_le_bytes_mod_order(&seed[..16]);
+            let native = commit(SCHEMA_VERSION, &values, &blinding);
+            let satisfied = |commitment: Fr| {
+                let cs = ConstraintSystem::<Fr>::new_ref();
+                let c = FpVar::new_input(cs.clone(), || Ok(commitment)).expect("alloc");
+                let slots = values.map(|v| FpVar::new_witness(cs.clone(), || Ok(v)).expect("alloc"));
+                let r = FpVar::new_witness(cs.clone(), || Ok(blinding)).expect("alloc");
+                gadget::open_commitment(&c, &slots, &r).expect("synthesis");
+                cs.is_satisfied().expect("prove mode")
+            };
+            prop_assert!(satisfied(native));
+            let mut other = values;
+            let other_blinding = if tweak == SLOT_COUNT {
+                blinding + Fr::ONE
+            } else {
+                other[tweak] += Fr::ONE;
+                blinding
+            };
+            prop_assert!(!satisfied(commit(SCHEMA_VERSION, &other, &other_blinding)));
+        }
+
         #[test]
         fn integer_encoding_round_trips(v in MIN_INT..=MAX_INT) {
             prop_assert_eq!(field_to_int(&int_to_field(v).expect("in range")), Some(v));

@@ -220,7 +220,7 @@ impl SlotPredicate {
     }
 
     /// Whether the predicate holds for these slot values: the native
-    /// counterpart of [`enforce_predicate`].
+    /// counterpart of the in-circuit check (`enforce_predicate`).
     pub fn holds(&self, values: &[Fr; SLOT_COUNT]) -> bool {
         let value = values[self.slot.index()];
         match self.kind {

@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "zkid/v1/enrollment.proto",
     "zkid/v1/verification.proto",
     "zkid/v1/device.proto",
+    "zkid/v1/audit.proto",
 ];
 
 fn main() -> io::Result<()> {

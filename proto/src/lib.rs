@@ -9,6 +9,7 @@
 //!   verification and watches it resolve.
 //! - [`v1::device_server::Device`]: the phone's push stream, proof
 //!   submission, decline, and proving-key download.
+//! - [`v1::audit_server::Audit`]: the tenant's auditors read fraud events.
 //!
 //! The `.proto` files document every message and field, the roles each RPC
 //! admits and its errors. This crate holds generated code only; it knows

@@ -13,6 +13,11 @@
 //! | `max_message_bytes` | 16384 | largest request message accepted (1024..=1048576) |
 //! | `sweep_interval_ms` | 1000 | how often due sessions are expired (50..=60000) |
 //! | `shutdown_grace_secs` | 10 | how long shutdown waits for in-flight RPCs (1..=300) |
+//! | `lockout_max_failures` | 5 | consecutive failed proofs that lock a customer (1..=100, NIST SP 800-63B) |
+//! | `lockout_base_secs` | 60 | the first lock's length; each further lock doubles it (1..=86400) |
+//! | `lockout_max_secs` | 86400 | the longest lock (`lockout_base_secs`..=2592000) |
+//! | `agent_sessions_per_minute` | 30 | sessions one agent credential may start per minute; more get RESOURCE_EXHAUSTED (1..=10000) |
+//! | `device_sessions_per_minute` | 5 | requests one device may receive per minute; more resolve LOCKED (1..=1000) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -64,6 +69,16 @@ pub struct Config {
     pub sweep_interval_ms: u64,
     /// Longest wait for in-flight RPCs at shutdown, seconds.
     pub shutdown_grace_secs: u64,
+    /// Consecutive failed proofs that lock a customer.
+    pub lockout_max_failures: u32,
+    /// First lock's length, seconds.
+    pub lockout_base_secs: u64,
+    /// Longest lock, seconds.
+    pub lockout_max_secs: u64,
+    /// Sessions per agent credential per minute.
+    pub agent_sessions_per_minute: u32,
+    /// Requests per device per minute.
+    pub device_sessions_per_minute: u32,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -91,6 +106,11 @@ impl Default for Config {
             max_message_bytes: 16 * 1024,
             sweep_interval_ms: 1000,
             shutdown_grace_secs: 10,
+            lockout_max_failures: 5,
+            lockout_base_secs: 60,
+            lockout_max_secs: 86_400,
+            agent_sessions_per_minute: 30,
+            device_sessions_per_minute: 5,
             tls: None,
         }
     }
@@ -196,6 +216,31 @@ impl Config {
         )?;
         range("sweep_interval_ms", self.sweep_interval_ms, 50, 60_000)?;
         range("shutdown_grace_secs", self.shutdown_grace_secs, 1, 300)?;
+        range(
+            "lockout_max_failures",
+            u64::from(self.lockout_max_failures),
+            1,
+            100,
+        )?;
+        range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
+        range(
+            "lockout_max_secs",
+            self.lockout_max_secs,
+            self.lockout_base_secs,
+            30 * 24 * 3600,
+        )?;
+        range(
+            "agent_sessions_per_minute",
+            u64::from(self.agent_sessions_per_minute),
+            1,
+            10_000,
+        )?;
+        range(
+            "device_sessions_per_minute",
+            u64::from(self.device_sessions_per_minute),
+            1,
+            1000,
+        )?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "data_dir",
@@ -235,6 +280,15 @@ impl Config {
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
     }
+
+    /// The lockout policy.
+    pub fn lockout(&self) -> crate::domain::model::LockoutPolicy {
+        crate::domain::model::LockoutPolicy {
+            max_failures: self.lockout_max_failures,
+            base: Duration::from_secs(self.lockout_base_secs),
+            max: Duration::from_secs(self.lockout_max_secs),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +320,19 @@ mod tests {
         };
         let message = config.validate().expect_err("invalid").to_string();
         assert!(message.contains("max_message_bytes"), "{message}");
+        // NIST SP 800-63B: no more than 100 consecutive failures.
+        let config = Config {
+            lockout_max_failures: 101,
+            ..Config::default()
+        };
+        let message = config.validate().expect_err("invalid").to_string();
+        assert!(message.contains("lockout_max_failures"), "{message}");
+        assert!(Config {
+            lockout_max_failures: 100,
+            ..Config::default()
+        }
+        .validate()
+        .is_ok());
     }
 
     #[test]

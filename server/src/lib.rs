@@ -48,7 +48,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::{server::HealthReporter, ServingStatus};
 use zkid_proto::v1::{
-    device_server::DeviceServer, enrollment_server::EnrollmentServer,
+    audit_server::AuditServer, device_server::DeviceServer, enrollment_server::EnrollmentServer,
     verification_server::VerificationServer,
 };
 
@@ -58,7 +58,9 @@ use crate::{
         catalog::{Catalog, CatalogError},
         DomainError, Engine, EngineSettings, ProofChecker, StoreError,
     },
-    grpc::{auth::AuthLayer, DeviceService, EnrollmentService, Ready, VerificationService},
+    grpc::{
+        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, Ready, VerificationService,
+    },
     keys::KeySetupError,
     store::SqliteStore,
 };
@@ -94,10 +96,11 @@ pub enum ServerError {
     Task(String),
 }
 
-const SERVICES: [&str; 3] = [
+const SERVICES: [&str; 4] = [
     "zkid.v1.Enrollment",
     "zkid.v1.Verification",
     "zkid.v1.Device",
+    "zkid.v1.Audit",
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -150,6 +153,9 @@ async fn start_engine(
         EngineSettings {
             session_ttl: config.session_ttl(),
             enrollment_code_ttl: Duration::from_secs(config.enrollment_code_ttl_secs),
+            lockout: config.lockout(),
+            agent_sessions_per_minute: config.agent_sessions_per_minute,
+            device_sessions_per_minute: config.device_sessions_per_minute,
         },
         stop,
     );
@@ -250,6 +256,13 @@ pub async fn run(
         )
         .add_service(
             DeviceServer::new(DeviceService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            AuditServer::new(AuditService {
                 ready: Arc::clone(&ready),
             })
             .max_decoding_message_size(max_in)

@@ -23,7 +23,7 @@ async fn first_start_generates_keys_and_a_new_user_can_verify() {
     assert!(pk.is_file() && vk.is_file());
     let acme = server.tenant("acme", "Acme Bank").await;
     let phone = server.phone(&acme, "cust-1", "20481024", 5).await;
-    let keys = server
+    let mut keys = server
         .device()
         .await
         .list_proving_keys(authed(pb::ListProvingKeysRequest {}, &phone.token))
@@ -31,8 +31,16 @@ async fn first_start_generates_keys_and_a_new_user_can_verify() {
         .expect("list")
         .into_inner()
         .keys;
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].circuit, PinKnowledge::NAME);
+    // One key per circuit the built-in operations use.
+    let circuits = zkid_server::domain::catalog::Catalog::circuits_used(
+        &zkid_server::domain::catalog::Catalog::builtin_operations(),
+    );
+    assert_eq!(keys.len(), circuits.len());
+    let pin_key = keys
+        .iter()
+        .position(|k| k.circuit == PinKnowledge::NAME)
+        .expect("pin-knowledge key");
+    keys.swap(0, pin_key);
     let mut push = phone.listen(&server).await;
     let session = server.start_session(&acme, "cust-1").await;
     let request = next_request(&mut push).await;

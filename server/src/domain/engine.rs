@@ -14,8 +14,8 @@ use super::{
     hub::Hub,
     model::{
         AccountRef, AssuranceLevel, AttributeCommitment, Caller, CredentialId, CredentialRecord,
-        CustomerRef, Device, DeviceId, DeviceStatus, Resolution, Role, Scope, Session, SessionId,
-        SessionState, TenantId, Timestamp,
+        CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent, LockoutPolicy, Resolution, Role,
+        Scope, Session, SessionId, SessionState, TenantId, Timestamp,
     },
     proofs::{ProofChecker, ProofItem},
     secrets::{self, Token},
@@ -29,7 +29,16 @@ pub struct EngineSettings {
     pub session_ttl: Duration,
     /// How long an enrollment code stays usable.
     pub enrollment_code_ttl: Duration,
+    /// Lockout after repeated failed proofs.
+    pub lockout: LockoutPolicy,
+    /// Sessions one agent credential may start per minute.
+    pub agent_sessions_per_minute: u32,
+    /// Sessions one device may be asked per minute; more resolve LOCKED.
+    pub device_sessions_per_minute: u32,
 }
+
+/// The window of the per-agent and per-device rate limits.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The result of registering a customer.
 #[derive(Debug)]
@@ -404,9 +413,15 @@ impl Engine {
     /// Starts a verification session and pushes it to the customer's device.
     ///
     /// # Errors
+    /// A customer locked out after repeated failures, or whose device was
+    /// asked too often in the last minute, gets a session that is LOCKED at
+    /// once and pushed to nobody: the agent sees LOCKED, never why.
+    ///
+    /// # Errors
     /// PermissionDenied for a non-agent; InvalidArgument for an unknown
     /// operation; NotFound for an unknown customer; FailedPrecondition if
-    /// the customer has no active device.
+    /// the customer has no active device; ResourceExhausted if the agent
+    /// credential started too many sessions in the last minute.
     pub async fn start_verification(
         &self,
         caller: &Caller,
@@ -432,7 +447,18 @@ impl Engine {
                 "customer has no active device",
             ))?;
         let now = Timestamp::now();
-        let session = Session {
+        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
+        let started = self
+            .store
+            .sessions_by_agent_since(&caller.credential, window_start)
+            .await?;
+        if started >= u64::from(self.settings.agent_sessions_per_minute) {
+            tracing::warn!(tenant = %caller.tenant, agent = %caller.credential, "agent rate limit reached");
+            return Err(DomainError::ResourceExhausted(
+                "too many verifications started with this credential; retry in a minute",
+            ));
+        }
+        let mut session = Session {
             id: SessionId::random(),
             tenant: caller.tenant.clone(),
             customer_ref,
@@ -464,11 +490,49 @@ impl Engine {
             })?;
             entry.statement.public_inputs(&context)?;
         }
+        if self.refused(&session, now).await? {
+            session.state = SessionState::Locked;
+            session.resolved_at = Some(now);
+            self.store.insert_session(&session).await?;
+            tracing::info!(tenant = %caller.tenant, session = %session.id, "verification refused: locked");
+            return Ok(session);
+        }
         self.store.insert_session(&session).await?;
         self.devices
             .publish(&device.id, DeviceSignal::Request(session.id.clone()));
         tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
         Ok(session)
+    }
+
+    /// Whether a new session must resolve LOCKED: its customer is locked
+    /// out, or its device was asked too often. Clears a lock that ended.
+    async fn refused(&self, session: &Session, now: Timestamp) -> Result<bool, DomainError> {
+        let standing = self
+            .store
+            .lockout(&session.tenant, &session.customer_ref)
+            .await?;
+        if standing.is_locked(now) {
+            return Ok(true);
+        }
+        if let Some(until) = standing.locked_until {
+            if self
+                .store
+                .clear_lock(&session.tenant, &session.customer_ref, until)
+                .await?
+            {
+                tracing::info!(tenant = %session.tenant, "customer lock ended");
+            }
+        }
+        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
+        let asked = self
+            .store
+            .sessions_for_device_since(&session.device, window_start)
+            .await?;
+        if asked >= u64::from(self.settings.device_sessions_per_minute) {
+            tracing::warn!(tenant = %session.tenant, device = %session.device, "device rate limit reached");
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Loads a session the caller may see, expiring it first if due.
@@ -506,6 +570,7 @@ impl Engine {
             level_reached: AssuranceLevel::None,
             at: Timestamp::now(),
             fraud_signal: None,
+            lockout: None,
         };
         if let Some(session) = self.resolve(id, &resolution).await? {
             return Ok(session);
@@ -521,16 +586,20 @@ impl Engine {
         id: &SessionId,
         resolution: &Resolution,
     ) -> Result<Option<Session>, DomainError> {
-        let resolved = self.store.resolve_session(id, resolution).await?;
-        if let Some(session) = &resolved {
-            self.sessions.publish(id, ());
-            self.devices.publish(
-                &session.device,
-                DeviceSignal::Closed(id.clone(), session.state),
-            );
-            tracing::info!(tenant = %session.tenant, session = %id, state = session.state.as_str(), "session resolved");
+        let Some(resolved) = self.store.resolve_session(id, resolution).await? else {
+            return Ok(None);
+        };
+        let session = resolved.session;
+        if let Some(until) = resolved.locked_until {
+            tracing::warn!(tenant = %session.tenant, session = %id, until = until.0, "customer locked after repeated failed proofs");
         }
-        Ok(resolved)
+        self.sessions.publish(id, ());
+        self.devices.publish(
+            &session.device,
+            DeviceSignal::Closed(id.clone(), session.state),
+        );
+        tracing::info!(tenant = %session.tenant, session = %id, state = session.state.as_str(), "session resolved");
+        Ok(Some(session))
     }
 
     /// The session, as the agent may see it.
@@ -559,6 +628,7 @@ impl Engine {
             level_reached: AssuranceLevel::None,
             at: Timestamp::now(),
             fraud_signal: None,
+            lockout: None,
         };
         self.resolve(id, &resolution)
             .await?
@@ -893,6 +963,7 @@ impl Engine {
             },
             at: Timestamp::now(),
             fraud_signal: None,
+            lockout: Some(self.settings.lockout),
         };
         match self.resolve(id, &resolution).await? {
             Some(session) => Ok(session),
@@ -925,6 +996,7 @@ impl Engine {
             level_reached: AssuranceLevel::None,
             at: Timestamp::now(),
             fraud_signal: Some("declined"),
+            lockout: None,
         };
         match self.resolve(id, &resolution).await? {
             Some(session) => {
@@ -988,6 +1060,27 @@ impl Engine {
         self.sessions.prune();
         self.devices.prune();
         Ok(expired)
+    }
+
+    /// The caller's tenant's fraud events (declines, lockouts) with an id
+    /// above `after`, oldest first, at most `limit` (1..=1000).
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-auditor; InvalidArgument for a bad limit.
+    pub async fn fraud_events(
+        &self,
+        caller: &Caller,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<FraudEvent>, DomainError> {
+        require(caller, Role::Auditor, Scope::Full)?;
+        if !(1..=1000).contains(&limit) {
+            return Err(DomainError::InvalidArgument("limit must be 1 to 1000"));
+        }
+        Ok(self
+            .store
+            .fraud_events(&caller.tenant, after, limit)
+            .await?)
     }
 
     /// Fraud signals recorded for a customer of the caller's tenant.

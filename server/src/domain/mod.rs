@@ -56,6 +56,9 @@ pub enum DomainError {
     /// It exists already.
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
+    /// A rate limit was reached; retry later.
+    #[error("{0}")]
+    ResourceExhausted(&'static str),
     /// The server is starting or stopping.
     #[error("{0}")]
     Unavailable(&'static str),

@@ -355,7 +355,8 @@ pub enum SessionState {
     Declined,
     /// Nobody answered in time.
     Expired,
-    /// Refused by lockout (not produced yet).
+    /// Refused: the customer is locked out, or the device is asked too
+    /// often. Resolved at start; nothing is pushed.
     Locked,
     /// The agent cancelled.
     Cancelled,
@@ -481,4 +482,161 @@ pub struct Resolution {
     pub at: Timestamp,
     /// A fraud signal to record with it, e.g. `declined`.
     pub fraud_signal: Option<&'static str>,
+    /// For PASSED and FAILED: the lockout policy to update the customer's
+    /// standing with, in the same transaction.
+    pub lockout: Option<LockoutPolicy>,
+}
+
+/// A resolved session and what its resolution set off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The session, as resolved.
+    pub session: Session,
+    /// The end of the lock the resolution set, if it locked the customer.
+    pub locked_until: Option<Timestamp>,
+}
+
+/// The lockout policy: after `max_failures` consecutive failed proofs a
+/// customer is locked for `base`, doubled at every further lock, never
+/// longer than `max`. A passed session resets failures and the doubling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock (1..=100, after NIST SP 800-63B).
+    pub max_failures: u32,
+    /// The first lock's duration.
+    pub base: Duration,
+    /// The longest lock.
+    pub max: Duration,
+}
+
+/// A customer's standing against the [`LockoutPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockoutState {
+    /// Consecutive failed proofs since the last success or lock.
+    pub failures: u32,
+    /// Locks since the last success: the next lock lasts `base * 2^locks`.
+    pub locks: u32,
+    /// Until when the customer is locked, if a lock was set (it may have
+    /// passed; see [`LockoutState::is_locked`]).
+    pub locked_until: Option<Timestamp>,
+}
+
+impl LockoutState {
+    /// Whether verifications are refused at `now`.
+    pub fn is_locked(&self, now: Timestamp) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+}
+
+impl LockoutPolicy {
+    /// How long the lock numbered `locks` (0 for the first) lasts.
+    pub fn backoff(&self, locks: u32) -> Duration {
+        // 2^31 seconds and more saturate at `max` anyway.
+        let factor = 1u32.checked_shl(locks.min(31)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// The standing after a session resolved as `outcome` at `at`, and the
+    /// end of the lock it sets, if it sets one. Only PASSED and FAILED
+    /// count: a decline or expiry is no guess at the PIN.
+    pub fn after(
+        &self,
+        state: LockoutState,
+        outcome: SessionState,
+        at: Timestamp,
+    ) -> (LockoutState, Option<Timestamp>) {
+        match outcome {
+            SessionState::Passed => (LockoutState::default(), None),
+            SessionState::Failed => {
+                let failures = state.failures.saturating_add(1);
+                if failures >= self.max_failures {
+                    let until = at.plus(self.backoff(state.locks));
+                    let locked = LockoutState {
+                        failures: 0,
+                        locks: state.locks.saturating_add(1),
+                        locked_until: Some(until),
+                    };
+                    (locked, Some(until))
+                } else {
+                    (LockoutState { failures, ..state }, None)
+                }
+            }
+            _ => (state, None),
+        }
+    }
+}
+
+/// A fraud event a tenant can watch: a customer declining a request they
+/// did not ask for, or a lockout after repeated failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FraudEvent {
+    /// Its number, increasing.
+    pub id: i64,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The customer concerned (opaque reference).
+    pub customer_ref: CustomerRef,
+    /// The session that raised it.
+    pub session: SessionId,
+    /// `declined` or `locked`.
+    pub kind: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            max_failures: 3,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn the_nth_failure_locks_and_each_lock_doubles_up_to_the_cap() {
+        let p = policy();
+        let t = Timestamp(1_000_000);
+        let mut state = LockoutState::default();
+        let mut locks = Vec::new();
+        for _ in 0..(3 * 6) {
+            let (next, lock) = p.after(state, SessionState::Failed, t);
+            state = next;
+            if let Some(until) = lock {
+                locks.push((until.0 - t.0) / 1000);
+                assert!(state.is_locked(t));
+                assert!(!state.is_locked(until));
+            }
+        }
+        assert_eq!(locks, vec![60, 120, 240, 480, 600, 600]);
+    }
+
+    #[test]
+    fn fewer_failures_do_not_lock_and_success_resets_everything() {
+        let p = policy();
+        let t = Timestamp(5);
+        let (state, lock) = p.after(LockoutState::default(), SessionState::Failed, t);
+        let (state, lock2) = p.after(state, SessionState::Failed, t);
+        assert_eq!((lock, lock2, state.failures), (None, None, 2));
+        assert!(!state.is_locked(t));
+        // Declines and expiries neither count nor reset.
+        let (state, _) = p.after(state, SessionState::Declined, t);
+        let (state, _) = p.after(state, SessionState::Expired, t);
+        assert_eq!(state.failures, 2);
+        let (state, _) = p.after(state, SessionState::Failed, t);
+        assert!(state.is_locked(t));
+        assert_eq!(state.locks, 1);
+        let (state, lock) = p.after(state, SessionState::Passed, t);
+        assert_eq!((state, lock), (LockoutState::default(), None));
+    }
+
+    #[test]
+    fn huge_lock_counts_saturate() {
+        let p = policy();
+        assert_eq!(p.backoff(u32::MAX), Duration::from_secs(600));
+        assert_eq!(p.backoff(0), Duration::from_secs(60));
+    }
 }

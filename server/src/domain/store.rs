@@ -7,7 +7,8 @@ use async_trait::async_trait;
 
 use super::model::{
     AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId,
-    Resolution, Session, SessionId, Tenant, TenantId, Timestamp,
+    FraudEvent, LockoutState, Resolution, Resolved, Session, SessionId, Tenant, TenantId,
+    Timestamp,
 };
 
 /// Storage failures.
@@ -121,13 +122,49 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Session>, StoreError>;
     /// Resolves a session exactly once: only if it is pending and, for
     /// EXPIRED, its expiry has passed at `resolution.at`, for any other
-    /// state, not yet. Records the fraud signal in the same transaction.
-    /// Returns the resolved session, or `None` if the condition failed.
+    /// state, not yet. In the same transaction: records the fraud signal,
+    /// and with a lockout policy updates the customer's standing
+    /// ([`super::model::LockoutPolicy::after`]), recording a `locked` fraud
+    /// signal if it locks. Returns the resolution, or `None` if the
+    /// condition failed.
     async fn resolve_session(
         &self,
         id: &SessionId,
         resolution: &Resolution,
-    ) -> Result<Option<Session>, StoreError>;
+    ) -> Result<Option<Resolved>, StoreError>;
+    /// A customer's lockout standing (the default if none is stored).
+    async fn lockout(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<LockoutState, StoreError>;
+    /// Clears a lock that ended, if it is still the one ending at `until`;
+    /// returns whether this call cleared it (so one caller reports it).
+    async fn clear_lock(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Sessions started with an agent credential since `since`.
+    async fn sessions_by_agent_since(
+        &self,
+        agent: &CredentialId,
+        since: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Sessions addressed to a device since `since`.
+    async fn sessions_for_device_since(
+        &self,
+        device: &DeviceId,
+        since: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// A tenant's fraud events with an id above `after`, oldest first.
+    async fn fraud_events(
+        &self,
+        tenant: &TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<FraudEvent>, StoreError>;
     /// Ids of pending sessions whose expiry has passed.
     async fn due_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<SessionId>, StoreError>;
     /// Number of fraud signals recorded for a customer.

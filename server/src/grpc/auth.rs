@@ -36,6 +36,7 @@ pub(crate) fn access(path: &str) -> Access {
     const AGENT: Access = Access::Only(Role::Agent, Scope::Full);
     const DEVICE: Access = Access::Only(Role::Device, Scope::Full);
     const ENROLLER: Access = Access::Only(Role::Enroller, Scope::Full);
+    const AUDITOR: Access = Access::Only(Role::Auditor, Scope::Full);
     if path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.v1.ServerReflection/")
         || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
@@ -54,6 +55,7 @@ pub(crate) fn access(path: &str) -> Access {
         | "/zkid.v1.Device/Decline"
         | "/zkid.v1.Device/ListProvingKeys"
         | "/zkid.v1.Device/GetProvingKey" => DEVICE,
+        "/zkid.v1.Audit/ListFraudEvents" => AUDITOR,
         _ => Access::Nobody,
     }
 }
@@ -179,7 +181,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 12);
+        assert_eq!(methods, 13);
         assert_eq!(
             access("/zkid.v1.Enrollment/EnrollDevice"),
             Access::Only(Role::Device, Scope::Enrollment)

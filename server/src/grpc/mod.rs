@@ -5,6 +5,7 @@
 //! engine, convert back. Domain errors become statuses in one place
 //! ([`status`]).
 
+mod audit;
 pub(crate) mod auth;
 mod convert;
 mod device;
@@ -16,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use tonic::{Request, Status};
 
+pub(crate) use audit::AuditService;
 pub(crate) use device::DeviceService;
 pub(crate) use enrollment::EnrollmentService;
 pub(crate) use verification::VerificationService;

@@ -15,6 +15,7 @@ impl From<DomainError> for Status {
             DomainError::NotFound(_) => Code::NotFound,
             DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
             DomainError::AlreadyExists(_) => Code::AlreadyExists,
+            DomainError::ResourceExhausted(_) => Code::ResourceExhausted,
             DomainError::Unavailable(_) => Code::Unavailable,
             DomainError::Internal(detail) => {
                 // The detail may name tables or files: log it, say nothing.

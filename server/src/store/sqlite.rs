@@ -13,8 +13,8 @@ use sqlx::{
 use crate::domain::{
     model::{
         AssuranceLevel, AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef,
-        Device, DeviceId, DeviceStatus, Resolution, Role, Scope, Session, SessionId, SessionState,
-        Tenant, TenantId, Timestamp,
+        Device, DeviceId, DeviceStatus, FraudEvent, LockoutState, Resolution, Resolved, Role,
+        Scope, Session, SessionId, SessionState, Tenant, TenantId, Timestamp,
     },
     CustomerRegistration, DeviceEnrollment, Store, StoreError,
 };
@@ -195,6 +195,33 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
 const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, tenant_id, role, scope, token_hash, \
      customer_ref, device_id, label, created_at, expires_at, used_at, revoked_at) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+async fn lockout_row(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &TenantId,
+    customer_ref: &CustomerRef,
+) -> Result<LockoutState, StoreError> {
+    let row = sqlx::query(
+        "SELECT failures, locks, locked_until FROM lockouts WHERE tenant_id = ? AND customer_ref = ?",
+    )
+    .bind(tenant.as_str())
+    .bind(customer_ref.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(LockoutState::default());
+    };
+    let count = |name: &str| -> Result<u32, StoreError> {
+        let value: i64 = row.try_get(name).map_err(backend)?;
+        u32::try_from(value).map_err(|_| corrupt("lockout counter"))
+    };
+    Ok(LockoutState {
+        failures: count("failures")?,
+        locks: count("locks")?,
+        locked_until: opt_ts(row.try_get("locked_until").map_err(backend)?),
+    })
+}
 
 fn insert_credential_query(
     c: &CredentialRecord,
@@ -598,7 +625,7 @@ impl Store for SqliteStore {
         &self,
         id: &SessionId,
         r: &Resolution,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Resolved>, StoreError> {
         // The expiry condition makes EXPIRED and every other outcome
         // mutually exclusive at any instant, and `state = 'pending'` makes
         // the transition happen once.
@@ -612,6 +639,8 @@ impl Store for SqliteStore {
              WHERE id = ? AND state = 'pending' AND {expiry_condition} RETURNING *"
         );
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The UPDATE comes first: it takes SQLite's write lock, so the
+        // read-modify-write of the lockout row below is serialized.
         let row = sqlx::query(&sql)
             .bind(r.state.as_str())
             .bind(r.level_reached as i64)
@@ -625,7 +654,34 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let session = session_from(&row)?;
-        if let Some(kind) = r.fraud_signal {
+        let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
+        let mut locked_until = None;
+        if let Some(policy) = &r.lockout {
+            let before = lockout_row(&mut tx, &session.tenant, &session.customer_ref).await?;
+            let (after, lock) = policy.after(before, r.state, r.at);
+            if after != before {
+                sqlx::query(
+                    "INSERT INTO lockouts (tenant_id, customer_ref, failures, locks, locked_until) \
+                     VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
+                       failures = excluded.failures, locks = excluded.locks, \
+                       locked_until = excluded.locked_until",
+                )
+                .bind(session.tenant.as_str())
+                .bind(session.customer_ref.as_str())
+                .bind(i64::from(after.failures))
+                .bind(i64::from(after.locks))
+                .bind(after.locked_until.map(|t| t.0))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+            if lock.is_some() {
+                signals.push("locked");
+            }
+            locked_until = lock;
+        }
+        for kind in signals {
             sqlx::query(
                 "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?)",
@@ -641,7 +697,109 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(Some(session))
+        Ok(Some(Resolved {
+            session,
+            locked_until,
+        }))
+    }
+
+    async fn lockout(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<LockoutState, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lockout_row(&mut conn, tenant, customer_ref).await
+    }
+
+    async fn clear_lock(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let cleared = sqlx::query(
+            "UPDATE lockouts SET locked_until = NULL \
+             WHERE tenant_id = ? AND customer_ref = ? AND locked_until = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .bind(until.0)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(cleared == 1)
+    }
+
+    async fn sessions_by_agent_since(
+        &self,
+        agent: &CredentialId,
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE agent_credential_id = ? AND created_at > ?",
+        )
+        .bind(agent.as_str())
+        .bind(since.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn sessions_for_device_since(
+        &self,
+        device: &DeviceId,
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE device_id = ? AND created_at > ?",
+        )
+        .bind(device.as_str())
+        .bind(since.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn fraud_events(
+        &self,
+        tenant: &TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<FraudEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, customer_ref, session_id, kind, created_at FROM fraud_signals \
+             WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| backend(e);
+                Ok(FraudEvent {
+                    id: row.try_get("id").map_err(get)?,
+                    tenant: TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(get)?)
+                        .map_err(|_| corrupt("tenant id"))?,
+                    customer_ref: CustomerRef::parse(
+                        &row.try_get::<String, _>("customer_ref").map_err(get)?,
+                    )
+                    .map_err(|_| corrupt("customer_ref"))?,
+                    session: SessionId::parse(
+                        &row.try_get::<String, _>("session_id").map_err(get)?,
+                    )
+                    .map_err(|_| corrupt("session id"))?,
+                    kind: row.try_get("kind").map_err(get)?,
+                    at: Timestamp(row.try_get("created_at").map_err(get)?),
+                })
+            })
+            .collect()
     }
 
     async fn due_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<SessionId>, StoreError> {

@@ -28,8 +28,8 @@ use zkid_circuits::{
     prove, CircuitProvingKey, ZkCircuit,
 };
 use zkid_proto::v1::{
-    self as pb, device_client::DeviceClient, enrollment_client::EnrollmentClient,
-    verification_client::VerificationClient,
+    self as pb, audit_client::AuditClient, device_client::DeviceClient,
+    enrollment_client::EnrollmentClient, verification_client::VerificationClient,
 };
 use zkid_server::{admin, config::Config, domain::model::Role, keys::key_paths, ServerError};
 
@@ -143,6 +143,10 @@ impl TestServer {
 
     pub async fn device(&self) -> DeviceClient<Channel> {
         DeviceClient::new(self.channel().await)
+    }
+
+    pub async fn audit(&self) -> AuditClient<Channel> {
+        AuditClient::new(self.channel().await)
     }
 
     /// Stops the server and waits for `run` to return.

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::{
     config::Config,
     domain::{
+        audit::{self, AuditFinding, AuditSummary, TreeHead},
+        keyring::KeyRing,
         model::{CredentialId, CredentialRecord, Role, Scope, Tenant, TenantId, Timestamp},
         secrets::Token,
         DomainError, Store,
@@ -126,6 +128,37 @@ pub async fn list_credentials(
     tenant: &str,
 ) -> Result<Vec<CredentialRecord>, DomainError> {
     Ok(store.credentials(&TenantId::parse(tenant)?).await?)
+}
+
+/// The configured signing keys (none are generated here).
+///
+/// # Errors
+/// Internal if they cannot be read (e.g. the server never started).
+pub fn signing_keys(config: &Config) -> Result<KeyRing, DomainError> {
+    crate::signing::load(&crate::signing::signing_dir(&config.key_dir()))
+        .map_err(|e| DomainError::Internal(e.to_string()))
+}
+
+/// Checks the whole audit log against its signatures and signed tree
+/// heads: `Ok(Err(finding))` names the first bad record or head.
+///
+/// # Errors
+/// The store's failure.
+pub async fn verify_audit(
+    store: &dyn Store,
+    keys: &KeyRing,
+) -> Result<Result<AuditSummary, AuditFinding>, DomainError> {
+    let records = store.audit_records(None, 0, u32::MAX).await?;
+    let heads = store.tree_heads().await?;
+    Ok(audit::verify_log(&records, &heads, keys))
+}
+
+/// Signs a tree head over the whole audit log now (if it grew).
+///
+/// # Errors
+/// The store's failure.
+pub async fn sign_tree_head(store: &dyn Store, keys: &KeyRing) -> Result<TreeHead, DomainError> {
+    audit::sign_head(store, keys).await
 }
 
 #[cfg(test)]

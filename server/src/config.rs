@@ -18,6 +18,7 @@
 //! | `lockout_max_secs` | 86400 | the longest lock (`lockout_base_secs`..=2592000) |
 //! | `agent_sessions_per_minute` | 30 | sessions one agent credential may start per minute; more get RESOURCE_EXHAUSTED (1..=10000) |
 //! | `device_sessions_per_minute` | 5 | requests one device may receive per minute; more resolve LOCKED (1..=1000) |
+//! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -79,6 +80,8 @@ pub struct Config {
     pub agent_sessions_per_minute: u32,
     /// Requests per device per minute.
     pub device_sessions_per_minute: u32,
+    /// Audit tree head signing interval, seconds.
+    pub audit_head_interval_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -111,6 +114,7 @@ impl Default for Config {
             lockout_max_secs: 86_400,
             agent_sessions_per_minute: 30,
             device_sessions_per_minute: 5,
+            audit_head_interval_secs: 300,
             tls: None,
         }
     }
@@ -223,6 +227,12 @@ impl Config {
             100,
         )?;
         range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
+        range(
+            "audit_head_interval_secs",
+            self.audit_head_interval_secs,
+            1,
+            86_400,
+        )?;
         range(
             "lockout_max_secs",
             self.lockout_max_secs,

@@ -14,6 +14,8 @@
 //! - [`store`]: the SQLite adapter of the domain's storage port;
 //! - `grpc`: the tonic services, the auth layer, the status mapping;
 //! - [`keys`]: key files, generated on first start;
+//! - [`signing`]: the server's Ed25519 signing keys (audit records, tree
+//!   heads), generated on first start, rotatable;
 //! - [`config`]: layered configuration;
 //! - [`admin`]: what the admin CLI does (tenants, credentials).
 //!
@@ -35,6 +37,7 @@ pub mod config;
 pub mod domain;
 mod grpc;
 pub mod keys;
+pub mod signing;
 pub mod store;
 
 use std::{
@@ -74,6 +77,9 @@ pub enum ServerError {
     /// The key files.
     #[error(transparent)]
     Keys(#[from] KeySetupError),
+    /// The signing key files.
+    #[error(transparent)]
+    SigningKeys(#[from] signing::SigningKeyError),
     /// The operations.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -146,10 +152,12 @@ async fn start_engine(
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
     let catalog = Catalog::new(operations, keys.circuits)?;
+    let signing_keys = signing::load_or_generate(&signing::signing_dir(&config.key_dir()))?;
     let engine = Engine::new(
         Arc::new(store.clone()),
         catalog,
         ProofChecker::new(keys.verifier),
+        Arc::new(signing_keys),
         EngineSettings {
             session_ttl: config.session_ttl(),
             enrollment_code_ttl: Duration::from_secs(config.enrollment_code_ttl_secs),
@@ -211,8 +219,15 @@ pub async fn run(
             set_health(&reporter, ServingStatus::Serving).await;
             tracing::info!("ready");
             let mut sweep = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms));
+            let mut heads =
+                tokio::time::interval(Duration::from_secs(config.audit_head_interval_secs));
             loop {
                 tokio::select! {
+                    _ = heads.tick() => {
+                        if let Err(error) = engine.sign_tree_head().await {
+                            tracing::error!(%error, "signing an audit tree head failed");
+                        }
+                    }
                     _ = sweep.tick() => {
                         if let Err(error) = engine.sweep().await {
                             tracing::error!(%error, "expiry sweep failed");

@@ -27,6 +27,29 @@ enum Command {
     /// Manage credentials.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Check and sign the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The server's Ed25519 signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record and signed tree head; name the first bad one.
+    Verify,
+    /// Sign a tree head over the whole log now.
+    SignHead,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print every public key: its id and hex encoding.
+    Public,
+    /// Add a signing key and sign with it from the next start; earlier
+    /// keys stay for checking what they signed.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +163,44 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 record.role, record.id, record.tenant
             );
             println!("{}", token.expose());
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let store = admin::open_store(&config).await?;
+            let keys = admin::signing_keys(&config)?;
+            match admin::verify_audit(&store, &keys).await? {
+                Ok(summary) => println!(
+                    "audit log intact: {} records, {} signed tree heads",
+                    summary.records, summary.heads
+                ),
+                Err(finding) => anyhow::bail!("audit log check failed: {finding}"),
+            }
+        }
+        Command::Audit(AuditCommand::SignHead) => {
+            let store = admin::open_store(&config).await?;
+            let keys = admin::signing_keys(&config)?;
+            let head = admin::sign_tree_head(&store, &keys).await?;
+            println!(
+                "tree head: size {} root {} key {}",
+                head.size,
+                hex::encode(head.root),
+                head.key_id
+            );
+        }
+        Command::Keys(KeysCommand::Public) => {
+            let keys = admin::signing_keys(&config)?;
+            for (id, key) in keys.public_keys() {
+                let current = if id == keys.current_id() {
+                    "\tcurrent"
+                } else {
+                    ""
+                };
+                println!("{id}\ted25519:{}{current}", hex::encode(key.as_bytes()));
+            }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let dir = zkid_server::signing::signing_dir(&config.key_dir());
+            let id = zkid_server::signing::rotate(&dir)?;
+            println!("new signing key {id}; restart the server to sign with it");
         }
         Command::Credential(CredentialCommand::Revoke { id }) => {
             let store = admin::open_store(&config).await?;

@@ -196,6 +196,20 @@ async fn failures_lock_with_growing_backoff_and_a_success_resets() {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["locked", "locked"]);
     assert!(events.iter().all(|e| e.customer_ref == "cust-1"));
+
+    // Each lock and each lock's end is in the audit log.
+    let store = zkid_server::admin::open_store(&server.config)
+        .await
+        .expect("store");
+    let log = store.audit_records(None, 0, 1000).await.expect("records");
+    store.close().await;
+    let count = |action: &str| log.iter().filter(|r| r.event.action == action).count();
+    assert_eq!((count("lock"), count("unlock")), (2, 2));
+    let refused = log
+        .iter()
+        .filter(|r| r.event.action == "session.start" && r.event.outcome == "locked")
+        .count();
+    assert_eq!(refused, 2);
 }
 
 #[tokio::test]

@@ -10,16 +10,18 @@ use zkid_circuits::{
 };
 
 use super::{
+    audit::{AuditEvent, TreeHead},
     catalog::{Catalog, ProvingKeyFile, StatementContext},
     hub::Hub,
+    keyring::KeyRing,
     model::{
-        AccountRef, AssuranceLevel, AttributeCommitment, Caller, CredentialId, CredentialRecord,
-        CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent, LockoutPolicy, Resolution, Role,
-        Scope, Session, SessionId, SessionState, TenantId, Timestamp,
+        AccountRef, Actor, AssuranceLevel, AttributeCommitment, Caller, CredentialId,
+        CredentialRecord, CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent, LockoutPolicy,
+        Resolution, Role, Scope, Session, SessionId, SessionState, TenantId, Timestamp,
     },
     proofs::{ProofChecker, ProofItem},
     secrets::{self, Token},
-    CustomerRegistration, DeviceEnrollment, DomainError, Store,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, Store,
 };
 
 /// Tunables of the engine.
@@ -143,6 +145,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     catalog: Catalog,
     proofs: ProofChecker,
+    keys: Arc<KeyRing>,
     settings: EngineSettings,
     sessions: Hub<SessionId, ()>,
     devices: Hub<DeviceId, DeviceSignal>,
@@ -166,6 +169,7 @@ impl Engine {
         store: Arc<dyn Store>,
         catalog: Catalog,
         proofs: ProofChecker,
+        keys: Arc<KeyRing>,
         settings: EngineSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -173,10 +177,37 @@ impl Engine {
             store,
             catalog,
             proofs,
+            keys,
             settings,
             sessions: Hub::new(),
             devices: Hub::new(),
             shutdown,
+        }
+    }
+
+    fn audit<'a>(&'a self, events: &'a [AuditEvent]) -> AuditAppend<'a> {
+        AuditAppend {
+            events,
+            keys: &self.keys,
+        }
+    }
+
+    fn event(
+        caller: &Caller,
+        action: &str,
+        customer_ref: &CustomerRef,
+        outcome: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            tenant: caller.tenant.to_string(),
+            actor_id: caller.credential.to_string(),
+            actor_role: caller.role.to_string(),
+            action: action.into(),
+            customer_ref: customer_ref.to_string(),
+            session_id: String::new(),
+            outcome: outcome.into(),
+            detail: String::new(),
+            at: Timestamp::now(),
         }
     }
 
@@ -274,15 +305,24 @@ impl Engine {
             used_at: None,
             revoked_at: None,
         };
+        let mut event = Self::event(caller, "customer.register", &customer_ref, "code_issued");
+        event.detail = if attributes.is_some() {
+            "attributes=set".into()
+        } else {
+            "attributes=kept".into()
+        };
         let existing_customer = self
             .store
-            .register_customer(&CustomerRegistration {
-                tenant: caller.tenant.clone(),
-                customer_ref,
-                attributes,
-                code: record,
-                at: now,
-            })
+            .register_customer(
+                &CustomerRegistration {
+                    tenant: caller.tenant.clone(),
+                    customer_ref,
+                    attributes,
+                    code: record,
+                    at: now,
+                },
+                self.audit(std::slice::from_ref(&event)),
+            )
             .await?;
         tracing::info!(tenant = %caller.tenant, existing_customer, "customer registered");
         Ok(Registration {
@@ -341,14 +381,19 @@ impl Engine {
             enrolled_at: now,
             changed_at: None,
         };
+        let mut event = Self::event(caller, "device.enroll", &customer_ref, "enrolled");
+        event.detail = format!("device={device_id}");
         let replaced = self
             .store
-            .enroll_device(&DeviceEnrollment {
-                code: caller.credential.clone(),
-                device,
-                credential,
-                at: now,
-            })
+            .enroll_device(
+                &DeviceEnrollment {
+                    code: caller.credential.clone(),
+                    device,
+                    credential,
+                    at: now,
+                },
+                self.audit(std::slice::from_ref(&event)),
+            )
             .await?
             .ok_or(DomainError::Unauthenticated("enrollment code already used"))?;
         for old in &replaced {
@@ -388,9 +433,17 @@ impl Engine {
                 "device belongs to another tenant",
             ));
         }
+        let mut event = Self::event(caller, "device.revoke", customer_ref, "revoked");
+        event.detail = format!("device={device}");
         let at = self
             .store
-            .revoke_device(&caller.tenant, customer_ref, device, Timestamp::now())
+            .revoke_device(
+                &caller.tenant,
+                customer_ref,
+                device,
+                Timestamp::now(),
+                self.audit(std::slice::from_ref(&event)),
+            )
             .await?
             .ok_or(DomainError::NotFound("device"))?;
         self.devices
@@ -493,15 +546,36 @@ impl Engine {
         if self.refused(&session, now).await? {
             session.state = SessionState::Locked;
             session.resolved_at = Some(now);
-            self.store.insert_session(&session).await?;
+            let event = self.start_event(caller, &session, now);
+            self.store
+                .insert_session(&session, self.audit(std::slice::from_ref(&event)))
+                .await?;
             tracing::info!(tenant = %caller.tenant, session = %session.id, "verification refused: locked");
             return Ok(session);
         }
-        self.store.insert_session(&session).await?;
+        let event = self.start_event(caller, &session, now);
+        self.store
+            .insert_session(&session, self.audit(std::slice::from_ref(&event)))
+            .await?;
         self.devices
             .publish(&device.id, DeviceSignal::Request(session.id.clone()));
         tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
         Ok(session)
+    }
+
+    fn start_event(&self, caller: &Caller, session: &Session, at: Timestamp) -> AuditEvent {
+        AuditEvent::for_session(
+            &Actor::of(caller),
+            "session.start",
+            session,
+            session.state.as_str(),
+            format!(
+                "operation={} circuits={}",
+                session.operation,
+                session.circuits.join(",")
+            ),
+            at,
+        )
     }
 
     /// Whether a new session must resolve LOCKED: its customer is locked
@@ -517,7 +591,7 @@ impl Engine {
         if let Some(until) = standing.locked_until {
             if self
                 .store
-                .clear_lock(&session.tenant, &session.customer_ref, until)
+                .clear_lock(&session.tenant, &session.customer_ref, until, &self.keys)
                 .await?
             {
                 tracing::info!(tenant = %session.tenant, "customer lock ended");
@@ -571,6 +645,8 @@ impl Engine {
             at: Timestamp::now(),
             fraud_signal: None,
             lockout: None,
+            actor: Actor::server(),
+            detail: String::new(),
         };
         if let Some(session) = self.resolve(id, &resolution).await? {
             return Ok(session);
@@ -586,7 +662,11 @@ impl Engine {
         id: &SessionId,
         resolution: &Resolution,
     ) -> Result<Option<Session>, DomainError> {
-        let Some(resolved) = self.store.resolve_session(id, resolution).await? else {
+        let Some(resolved) = self
+            .store
+            .resolve_session(id, resolution, &self.keys)
+            .await?
+        else {
             return Ok(None);
         };
         let session = resolved.session;
@@ -629,6 +709,8 @@ impl Engine {
             at: Timestamp::now(),
             fraud_signal: None,
             lockout: None,
+            actor: Actor::of(caller),
+            detail: String::new(),
         };
         self.resolve(id, &resolution)
             .await?
@@ -755,6 +837,17 @@ impl Engine {
             "{organization} asks you to confirm: {operation_display}. Code {}.",
             session.binding_code
         );
+        let delivered = AuditEvent::for_session(
+            &Actor::server(),
+            "push",
+            &session,
+            "delivered",
+            format!("device={}", device.id),
+            Timestamp::now(),
+        );
+        self.store
+            .append_audit(self.audit(std::slice::from_ref(&delivered)))
+            .await?;
         Ok(PushRequest {
             session,
             organization: organization.to_owned(),
@@ -950,6 +1043,26 @@ impl Engine {
             }
         }
         let passed = verdicts.iter().all(Verdict::is_accepted);
+        // Which circuit and key judged each proof, and how.
+        let detail = session
+            .circuits
+            .iter()
+            .zip(&verdicts)
+            .map(|(name, verdict)| {
+                let key = self
+                    .catalog
+                    .circuit(name)
+                    .map(|c| hex::encode(c.key_id.0))
+                    .unwrap_or_default();
+                let judged = if verdict.is_accepted() {
+                    "accepted"
+                } else {
+                    "rejected"
+                };
+                format!("{name} key={key} {judged}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         let resolution = Resolution {
             state: if passed {
                 SessionState::Passed
@@ -964,6 +1077,8 @@ impl Engine {
             at: Timestamp::now(),
             fraud_signal: None,
             lockout: Some(self.settings.lockout),
+            actor: Actor::of(caller),
+            detail,
         };
         match self.resolve(id, &resolution).await? {
             Some(session) => Ok(session),
@@ -997,6 +1112,8 @@ impl Engine {
             at: Timestamp::now(),
             fraud_signal: Some("declined"),
             lockout: None,
+            actor: Actor::of(caller),
+            detail: String::new(),
         };
         match self.resolve(id, &resolution).await? {
             Some(session) => {
@@ -1060,6 +1177,15 @@ impl Engine {
         self.sessions.prune();
         self.devices.prune();
         Ok(expired)
+    }
+
+    /// Signs a tree head over the whole audit log if it grew since the
+    /// newest signed head, and returns the newest head.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn sign_tree_head(&self) -> Result<TreeHead, DomainError> {
+        super::audit::sign_head(self.store.as_ref(), &self.keys).await
     }
 
     /// The caller's tenant's fraud events (declines, lockouts) with an id

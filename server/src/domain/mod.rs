@@ -4,9 +4,11 @@
 //! adapters around it, and it reaches storage only through the [`Store`]
 //! port.
 
+pub mod audit;
 pub mod catalog;
 mod engine;
 mod hub;
+pub mod keyring;
 pub mod model;
 mod proofs;
 pub mod secrets;
@@ -17,7 +19,7 @@ pub use engine::{
     Requirement, SubmittedProof,
 };
 pub use proofs::ProofChecker;
-pub use store::{CustomerRegistration, DeviceEnrollment, Store, StoreError};
+pub use store::{AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError};
 
 /// Completes once `stop` turns true (or its sender is gone). The guard
 /// `wait_for` returns is dropped here, so callers' futures stay `Send`.

@@ -145,7 +145,7 @@ pub enum Role {
     Device,
     /// The organization's backend: registers customers, revokes devices.
     Enroller,
-    /// Reads the audit log (no RPC yet: the audit service comes later).
+    /// Reads its tenant's fraud events and audit log (`zkid.v1.Audit`).
     Auditor,
     /// Administers its tenant (no RPC yet: administration is the CLI's).
     Admin,
@@ -485,6 +485,37 @@ pub struct Resolution {
     /// For PASSED and FAILED: the lockout policy to update the customer's
     /// standing with, in the same transaction.
     pub lockout: Option<LockoutPolicy>,
+    /// Who resolves it, for the audit record.
+    pub actor: Actor,
+    /// What the audit record adds (e.g. the circuits and key ids checked).
+    pub detail: String,
+}
+
+/// Who acted, as the audit log names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// A credential id, or `server`.
+    pub id: String,
+    /// A role, or `system`.
+    pub role: String,
+}
+
+impl Actor {
+    /// The caller.
+    pub fn of(caller: &Caller) -> Self {
+        Self {
+            id: caller.credential.to_string(),
+            role: caller.role.to_string(),
+        }
+    }
+
+    /// The server itself (expiry, lock ends, tree heads).
+    pub fn server() -> Self {
+        Self {
+            id: "server".into(),
+            role: "system".into(),
+        }
+    }
 }
 
 /// A resolved session and what its resolution set off.

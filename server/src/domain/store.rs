@@ -5,6 +5,8 @@
 
 use async_trait::async_trait;
 
+use super::audit::{AuditEvent, AuditRecord, TreeHead};
+use super::keyring::KeyRing;
 use super::model::{
     AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId,
     FraudEvent, LockoutState, Resolution, Resolved, Session, SessionId, Tenant, TenantId,
@@ -50,6 +52,17 @@ pub struct DeviceEnrollment {
     pub at: Timestamp,
 }
 
+/// Audit events to append in the same transaction as the change they
+/// record, and the keys to seal them with: if they cannot be written, the
+/// change does not happen.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditAppend<'a> {
+    /// The events, in order.
+    pub events: &'a [AuditEvent],
+    /// The signing keys.
+    pub keys: &'a KeyRing,
+}
+
 /// The store. See the module docs for its guarantees.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -75,7 +88,11 @@ pub trait Store: Send + Sync + 'static {
     /// In one transaction: upserts the customer, revokes the customer's
     /// unused enrollment codes, stores the new code. Returns whether the
     /// customer existed.
-    async fn register_customer(&self, reg: &CustomerRegistration) -> Result<bool, StoreError>;
+    async fn register_customer(
+        &self,
+        reg: &CustomerRegistration,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
     /// A customer.
     async fn customer(
         &self,
@@ -90,6 +107,7 @@ pub trait Store: Send + Sync + 'static {
     async fn enroll_device(
         &self,
         enrollment: &DeviceEnrollment,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Vec<DeviceId>>, StoreError>;
     /// A device.
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
@@ -108,10 +126,15 @@ pub trait Store: Send + Sync + 'static {
         customer_ref: &CustomerRef,
         device: &DeviceId,
         at: Timestamp,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Timestamp>, StoreError>;
 
     /// Stores a new session.
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn insert_session(
+        &self,
+        session: &Session,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
     /// A session.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
     /// Pending, unexpired sessions addressed to a device, oldest first.
@@ -125,12 +148,14 @@ pub trait Store: Send + Sync + 'static {
     /// state, not yet. In the same transaction: records the fraud signal,
     /// and with a lockout policy updates the customer's standing
     /// ([`super::model::LockoutPolicy::after`]), recording a `locked` fraud
-    /// signal if it locks. Returns the resolution, or `None` if the
-    /// condition failed.
+    /// signal if it locks; appends the audit records of
+    /// [`super::audit::resolution_events`], sealed with `keys`. Returns the
+    /// resolution, or `None` if the condition failed.
     async fn resolve_session(
         &self,
         id: &SessionId,
         resolution: &Resolution,
+        keys: &KeyRing,
     ) -> Result<Option<Resolved>, StoreError>;
     /// A customer's lockout standing (the default if none is stored).
     async fn lockout(
@@ -140,11 +165,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LockoutState, StoreError>;
     /// Clears a lock that ended, if it is still the one ending at `until`;
     /// returns whether this call cleared it (so one caller reports it).
+    /// Appends the `unlock` audit record in the same transaction.
     async fn clear_lock(
         &self,
         tenant: &TenantId,
         customer_ref: &CustomerRef,
         until: Timestamp,
+        keys: &KeyRing,
     ) -> Result<bool, StoreError>;
     /// Sessions started with an agent credential since `since`.
     async fn sessions_by_agent_since(
@@ -173,4 +200,19 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
     ) -> Result<u64, StoreError>;
+
+    /// Appends audit records on their own.
+    async fn append_audit(&self, audit: AuditAppend<'_>) -> Result<(), StoreError>;
+    /// Audit records with `seq` above `after`, in order, at most `limit`;
+    /// with a tenant, only that tenant's.
+    async fn audit_records(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Stores a signed tree head (once per size).
+    async fn insert_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;
+    /// The signed tree heads, by size.
+    async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError>;
 }

@@ -11,13 +11,20 @@ use sqlx::{
 };
 
 use crate::domain::{
+    audit::{self, AuditEvent, AuditRecord, TreeHead},
+    keyring::KeyRing,
     model::{
         AssuranceLevel, AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef,
         Device, DeviceId, DeviceStatus, FraudEvent, LockoutState, Resolution, Resolved, Role,
         Scope, Session, SessionId, SessionState, Tenant, TenantId, Timestamp,
     },
-    CustomerRegistration, DeviceEnrollment, Store, StoreError,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError,
 };
+
+/// Starts a transaction that holds SQLite's write lock from the start, so
+/// that reading the log's last record and appending after it cannot
+/// interleave with another writer.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -223,6 +230,83 @@ async fn lockout_row(
     })
 }
 
+/// Appends `events` after the log's last record, sealing each.
+async fn append_audit_in(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[AuditEvent],
+    keys: &KeyRing,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let last = sqlx::query("SELECT seq, leaf_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let (mut seq, mut prev) = match last {
+        Some(row) => {
+            let seq: i64 = row.try_get("seq").map_err(backend)?;
+            (
+                u64::try_from(seq).map_err(|_| corrupt("audit seq"))?,
+                hash32(row.try_get("leaf_hash").map_err(backend)?, "leaf hash")?,
+            )
+        }
+        None => (0, [0; 32]),
+    };
+    for event in events {
+        seq += 1;
+        let record = AuditRecord::seal(seq, prev, event.clone(), keys);
+        prev = record.hash();
+        let e = &record.event;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, prev_hash, at, tenant_id, actor_id, actor_role, action, \
+               customer_ref, session_id, outcome, detail, leaf_hash, key_id, signature) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i64::try_from(seq).map_err(|_| corrupt("audit seq"))?)
+        .bind(record.prev.as_slice())
+        .bind(e.at.0)
+        .bind(&e.tenant)
+        .bind(&e.actor_id)
+        .bind(&e.actor_role)
+        .bind(&e.action)
+        .bind(&e.customer_ref)
+        .bind(&e.session_id)
+        .bind(&e.outcome)
+        .bind(&e.detail)
+        .bind(prev.as_slice())
+        .bind(&record.key_id)
+        .bind(record.signature.as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn audit_record_from(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let get = |e: sqlx::Error| backend(e);
+    let text = |name: &str| -> Result<String, StoreError> { row.try_get(name).map_err(get) };
+    let seq: i64 = row.try_get("seq").map_err(get)?;
+    Ok(AuditRecord {
+        seq: u64::try_from(seq).map_err(|_| corrupt("audit seq"))?,
+        prev: hash32(row.try_get("prev_hash").map_err(get)?, "prev hash")?,
+        event: AuditEvent {
+            tenant: text("tenant_id")?,
+            actor_id: text("actor_id")?,
+            actor_role: text("actor_role")?,
+            action: text("action")?,
+            customer_ref: text("customer_ref")?,
+            session_id: text("session_id")?,
+            outcome: text("outcome")?,
+            detail: text("detail")?,
+            at: Timestamp(row.try_get("at").map_err(get)?),
+        },
+        key_id: text("key_id")?,
+        signature: row.try_get("signature").map_err(get)?,
+    })
+}
+
 fn insert_credential_query(
     c: &CredentialRecord,
 ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
@@ -344,8 +428,12 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn register_customer(&self, reg: &CustomerRegistration) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+    async fn register_customer(
+        &self,
+        reg: &CustomerRegistration,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let existed =
             sqlx::query("SELECT 1 FROM customers WHERE tenant_id = ? AND customer_ref = ?")
                 .bind(reg.tenant.as_str())
@@ -393,6 +481,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(existed)
     }
@@ -434,10 +523,11 @@ impl Store for SqliteStore {
     async fn enroll_device(
         &self,
         enrollment: &DeviceEnrollment,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Vec<DeviceId>>, StoreError> {
         let at = enrollment.at.0;
         let device = &enrollment.device;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let consumed = sqlx::query(
             "UPDATE credentials SET used_at = ? \
              WHERE id = ? AND scope = 'enrollment' AND used_at IS NULL AND revoked_at IS NULL \
@@ -481,6 +571,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)?;
         replaced
             .iter()
@@ -525,8 +616,9 @@ impl Store for SqliteStore {
         customer_ref: &CustomerRef,
         device: &DeviceId,
         at: Timestamp,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let row = sqlx::query(
             "SELECT credential_id, status, changed_at FROM devices \
              WHERE id = ? AND tenant_id = ? AND customer_ref = ?",
@@ -558,11 +650,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(at))
     }
 
-    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+    async fn insert_session(&self, s: &Session, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
                operation, required_level, level_reached, circuits, challenge, binding_code, state, \
@@ -585,9 +679,11 @@ impl Store for SqliteStore {
         .bind(s.created_at.0)
         .bind(s.expires_at.0)
         .bind(s.resolved_at.map(|t| t.0))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 
@@ -625,6 +721,7 @@ impl Store for SqliteStore {
         &self,
         id: &SessionId,
         r: &Resolution,
+        keys: &KeyRing,
     ) -> Result<Option<Resolved>, StoreError> {
         // The expiry condition makes EXPIRED and every other outcome
         // mutually exclusive at any instant, and `state = 'pending'` makes
@@ -638,9 +735,9 @@ impl Store for SqliteStore {
             "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
              WHERE id = ? AND state = 'pending' AND {expiry_condition} RETURNING *"
         );
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        // The UPDATE comes first: it takes SQLite's write lock, so the
-        // read-modify-write of the lockout row below is serialized.
+        // The write lock from the start serializes the read-modify-write of
+        // the lockout row and the audit append below.
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let row = sqlx::query(&sql)
             .bind(r.state.as_str())
             .bind(r.level_reached as i64)
@@ -696,6 +793,10 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         }
+        // Fail closed: without its audit records, the verdict is not
+        // committed and so never released.
+        let events = audit::resolution_events(&session, r, locked_until);
+        append_audit_in(&mut tx, &events, keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(Resolved {
             session,
@@ -717,7 +818,9 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
         until: Timestamp,
+        keys: &KeyRing,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let cleared = sqlx::query(
             "UPDATE lockouts SET locked_until = NULL \
              WHERE tenant_id = ? AND customer_ref = ? AND locked_until = ?",
@@ -725,11 +828,96 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
         .bind(until.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?
-        .rows_affected();
-        Ok(cleared == 1)
+        .rows_affected()
+            == 1;
+        if cleared {
+            let server = crate::domain::model::Actor::server();
+            let event = AuditEvent {
+                tenant: tenant.to_string(),
+                actor_id: server.id,
+                actor_role: server.role,
+                action: "unlock".into(),
+                customer_ref: customer_ref.to_string(),
+                session_id: String::new(),
+                outcome: "unlocked".into(),
+                detail: format!("lock ended at {}", until.0),
+                at: Timestamp::now(),
+            };
+            append_audit_in(&mut tx, &[event], keys).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(cleared)
+    }
+
+    async fn append_audit(&self, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn audit_records(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = match tenant {
+            Some(tenant) => sqlx::query(
+                "SELECT * FROM audit_log WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(tenant.as_str())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?,
+            None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?,
+        };
+        rows.iter().map(audit_record_from).collect()
+    }
+
+    async fn insert_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tree_heads (size, root, at, key_id, signature) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(i64::try_from(head.size).map_err(|_| corrupt("tree size"))?)
+        .bind(head.root.as_slice())
+        .bind(head.at.0)
+        .bind(&head.key_id)
+        .bind(head.signature.as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tree_heads ORDER BY size")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = row.try_get("size").map_err(backend)?;
+                Ok(TreeHead {
+                    size: u64::try_from(size).map_err(|_| corrupt("tree size"))?,
+                    root: hash32(row.try_get("root").map_err(backend)?, "root")?,
+                    at: Timestamp(row.try_get("at").map_err(backend)?),
+                    key_id: row.try_get("key_id").map_err(backend)?,
+                    signature: row.try_get("signature").map_err(backend)?,
+                })
+            })
+            .collect()
     }
 
     async fn sessions_by_agent_since(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{
     config::Config,
     domain::{
-        audit::{self, AuditFinding, AuditSummary, TreeHead},
+        audit::{self, AuditFinding, AuditSummary, AuditTree, TreeHead},
         keyring::KeyRing,
         model::{CredentialId, CredentialRecord, Role, Scope, Tenant, TenantId, Timestamp},
         secrets::Token,
@@ -159,6 +159,102 @@ pub async fn verify_audit(
 /// The store's failure.
 pub async fn sign_tree_head(store: &dyn Store, keys: &KeyRing) -> Result<TreeHead, DomainError> {
     audit::sign_head(store, keys).await
+}
+
+/// What [`export_audit`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Records written.
+    pub records: u64,
+    /// Signed heads written.
+    pub heads: u64,
+}
+
+/// Writes, for an external auditor, into `out`: `records.jsonl` (every
+/// record with its leaf encoding and an inclusion proof against the newest
+/// head), `heads.json` (every signed head), `consistency.json` (a proof
+/// between each pair of consecutive heads) and `keys.json` (the public
+/// keys). Signs a fresh head first if the log grew. Byte strings are hex.
+///
+/// # Errors
+/// The store's failure; Internal if files cannot be written.
+pub async fn export_audit(
+    store: &dyn Store,
+    keys: &KeyRing,
+    out: &std::path::Path,
+) -> Result<ExportSummary, DomainError> {
+    use serde_json::json;
+
+    let newest = audit::sign_head(store, keys).await?;
+    let (tree, records) = audit::load_tree(store).await?;
+    let heads = store.tree_heads().await?;
+    let write = |name: &str, text: String| {
+        std::fs::write(out.join(name), text)
+            .map_err(|e| DomainError::Internal(format!("writing {name}: {e}")))
+    };
+    std::fs::create_dir_all(out)
+        .map_err(|e| DomainError::Internal(format!("creating {}: {e}", out.display())))?;
+    let mut lines = String::new();
+    for record in records.iter().take_while(|r| r.seq <= newest.size) {
+        let index = usize::try_from(record.seq - 1)
+            .map_err(|_| DomainError::Internal("seq out of range".into()))?;
+        // index < newest.size <= tree.len(): no panic.
+        let proof = tree.prove_inclusion(index);
+        let e = &record.event;
+        let line = json!({
+            "seq": record.seq, "at": e.at.0, "tenant": e.tenant,
+            "actor_id": e.actor_id, "actor_role": e.actor_role, "action": e.action,
+            "customer_ref": e.customer_ref, "session_id": e.session_id,
+            "outcome": e.outcome, "detail": e.detail,
+            "prev_hash": hex::encode(record.prev), "leaf": hex::encode(record.leaf()),
+            "key_id": record.key_id, "signature": hex::encode(&record.signature),
+            "inclusion": { "tree_size": newest.size, "proof": hex::encode(proof.as_bytes()) },
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    write("records.jsonl", lines)?;
+    let head_json = |h: &TreeHead| {
+        json!({
+            "tree_size": h.size, "root_hash": hex::encode(h.root), "at": h.at.0,
+            "key_id": h.key_id, "signature": hex::encode(&h.signature),
+        })
+    };
+    let heads_json: Vec<_> = heads.iter().map(head_json).collect();
+    write(
+        "heads.json",
+        serde_json::Value::from(heads_json).to_string(),
+    )?;
+    let mut consistency = Vec::new();
+    let sizes: Vec<u64> = heads.iter().map(|h| h.size).filter(|s| *s > 0).collect();
+    for pair in sizes.windows(2) {
+        let (old, new) = (pair[0], pair[1]);
+        let mut prefix = AuditTree::new();
+        for record in records.iter().take_while(|r| r.seq <= new) {
+            prefix.push(record.leaf());
+        }
+        let additions = usize::try_from(new - old)
+            .map_err(|_| DomainError::Internal("size out of range".into()))?;
+        // old >= 1, so additions < new = prefix.len(): no panic.
+        let proof = prefix.prove_consistency(additions);
+        consistency.push(json!({
+            "old_size": old, "new_size": new, "proof": hex::encode(proof.as_bytes()),
+        }));
+    }
+    write(
+        "consistency.json",
+        serde_json::Value::from(consistency).to_string(),
+    )?;
+    let public: Vec<_> = keys
+        .public_keys()
+        .iter()
+        .map(|(id, key)| json!({ "key_id": id, "ed25519": hex::encode(key.as_bytes()) }))
+        .collect();
+    write("keys.json", serde_json::Value::from(public).to_string())?;
+    Ok(ExportSummary {
+        records: newest.size,
+        heads: heads.len() as u64,
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,13 @@ enum AuditCommand {
     Verify,
     /// Sign a tree head over the whole log now.
     SignHead,
+    /// Write records, signed heads, proofs and public keys for an
+    /// external auditor.
+    Export {
+        /// The directory to write into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +191,17 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 head.size,
                 hex::encode(head.root),
                 head.key_id
+            );
+        }
+        Command::Audit(AuditCommand::Export { out }) => {
+            let store = admin::open_store(&config).await?;
+            let keys = admin::signing_keys(&config)?;
+            let summary = admin::export_audit(&store, &keys, &out).await?;
+            println!(
+                "exported {} records and {} signed tree heads to {}",
+                summary.records,
+                summary.heads,
+                out.display()
             );
         }
         Command::Keys(KeysCommand::Public) => {

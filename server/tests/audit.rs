@@ -122,6 +122,40 @@ async fn flows_are_recorded_and_any_change_to_the_table_is_named() {
     assert_eq!(verdict.event.actor_role, "device");
     assert_eq!(verify(&config).await, Ok(log.len() as u64));
 
+    // The export holds every record with a proof against the newest head.
+    let out = dir.path().join("export");
+    let store = admin::open_store(&config).await.expect("store");
+    let summary = admin::export_audit(&store, &keys, &out)
+        .await
+        .expect("export");
+    store.close().await;
+    assert_eq!(summary.records, log.len() as u64);
+    let exported = std::fs::read_to_string(out.join("records.jsonl")).expect("records");
+    let heads: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("heads.json")).expect("heads"))
+            .expect("json");
+    let newest = heads
+        .as_array()
+        .expect("array")
+        .last()
+        .expect("head")
+        .clone();
+    let root: [u8; 32] = hex::decode(newest["root_hash"].as_str().expect("root"))
+        .expect("hex")
+        .try_into()
+        .expect("32");
+    let root = ct_merkle::RootHash::<sha2_11::Sha256>::new(root.into(), summary.records);
+    assert_eq!(exported.lines().count(), log.len());
+    for line in exported.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("json");
+        let leaf = hex::decode(record["leaf"].as_str().expect("leaf")).expect("hex");
+        let proof =
+            hex::decode(record["inclusion"]["proof"].as_str().expect("proof")).expect("hex");
+        let proof = ct_merkle::InclusionProof::try_from_bytes(proof).expect("proof");
+        let index = record["seq"].as_u64().expect("seq") - 1;
+        assert!(root.verify_inclusion(&leaf, index, &proof).is_ok());
+    }
+
     let mut db = raw(&config).await;
     // The table refuses changes...
     assert!(
@@ -229,4 +263,147 @@ async fn a_verdict_whose_audit_record_cannot_be_written_is_not_released() {
         1
     );
     assert!(verify(&config).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_auditor_checks_records_and_heads_offline_with_proofs() {
+    use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
+    type H = sha2_11::Sha256;
+
+    let dir = data_dir();
+    let server = TestServer::with_dir(dir.path(), |_| {}).await;
+    let acme = server.tenant("acme", "Acme Bank").await;
+    let globex = server.tenant("globex", "Globex").await;
+    server.phone(&acme, "cust-1", "4711", 1).await;
+    let mut audit = server.audit().await;
+    let get_head = |token: String| {
+        let mut client = audit.clone();
+        async move {
+            client
+                .get_signed_tree_head(authed(pb::GetSignedTreeHeadRequest {}, &token))
+                .await
+                .expect("head")
+                .into_inner()
+        }
+    };
+    let old = get_head(acme.auditor.clone()).await;
+    server.phone(&globex, "cust-9", "4711", 2).await;
+    server.start_session(&acme, "cust-1").await;
+    let new = get_head(acme.auditor.clone()).await;
+    assert!(new.tree_size > old.tree_size && old.tree_size >= 2);
+
+    // Heads are signed by the server's key.
+    let keys = admin::signing_keys(&server.config).expect("keys");
+    for head in [&old, &new] {
+        let root: [u8; 32] = head.root_hash.clone().try_into().expect("32 bytes");
+        let message = zkid_server::domain::audit::TreeHead::message(
+            head.tree_size,
+            &root,
+            zkid_server::domain::model::Timestamp(head.at_unix_millis),
+        );
+        assert!(keys.verify(&head.key_id, &message, &head.signature));
+    }
+    let root_of = |head: &pb::SignedTreeHead| {
+        RootHash::<H>::new(
+            head.root_hash.as_slice().try_into().expect("32 bytes"),
+            head.tree_size,
+        )
+    };
+
+    // The log only grew between the two heads.
+    let consistency = audit
+        .get_consistency_proof(authed(
+            pb::GetConsistencyProofRequest {
+                old_size: old.tree_size,
+                new_size: new.tree_size,
+            },
+            &acme.auditor,
+        ))
+        .await
+        .expect("consistency")
+        .into_inner();
+    let proof = ConsistencyProof::<H>::try_from_bytes(consistency.proof.clone()).expect("proof");
+    assert!(root_of(&new)
+        .verify_consistency(&root_of(&old), &proof)
+        .is_ok());
+    let mut tampered = consistency.proof.clone();
+    tampered[0] ^= 1;
+    let tampered = ConsistencyProof::<H>::try_from_bytes(tampered).expect("proof");
+    assert!(root_of(&new)
+        .verify_consistency(&root_of(&old), &tampered)
+        .is_err());
+
+    // Every record the auditor lists is in the newest tree; only acme's.
+    let records = audit
+        .list_audit_records(authed(
+            pb::ListAuditRecordsRequest {
+                after_seq: 0,
+                limit: 1000,
+            },
+            &acme.auditor,
+        ))
+        .await
+        .expect("records")
+        .into_inner()
+        .records;
+    assert!(records.iter().all(|r| r.tenant == "acme"));
+    assert!(records.iter().any(|r| r.action == "session.start"));
+    for record in records.iter().filter(|r| r.seq <= new.tree_size) {
+        let inclusion = audit
+            .get_inclusion_proof(authed(
+                pb::GetInclusionProofRequest {
+                    seq: record.seq,
+                    tree_size: new.tree_size,
+                },
+                &acme.auditor,
+            ))
+            .await
+            .expect("inclusion")
+            .into_inner();
+        let proof = InclusionProof::<H>::try_from_bytes(inclusion.proof).expect("proof");
+        assert!(root_of(&new)
+            .verify_inclusion(&record.leaf, inclusion.leaf_index, &proof)
+            .is_ok());
+        let mut altered = record.leaf.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert!(root_of(&new)
+            .verify_inclusion(&altered, inclusion.leaf_index, &proof)
+            .is_err());
+    }
+
+    // Globex's records are not acme's to prove; sizes are checked.
+    let globex_seq = (1..=new.tree_size)
+        .find(|seq| !records.iter().any(|r| r.seq == *seq))
+        .expect("a globex record");
+    let other = audit
+        .get_inclusion_proof(authed(
+            pb::GetInclusionProofRequest {
+                seq: globex_seq,
+                tree_size: new.tree_size,
+            },
+            &acme.auditor,
+        ))
+        .await;
+    assert_code(other, Code::NotFound);
+    let beyond = audit
+        .get_inclusion_proof(authed(
+            pb::GetInclusionProofRequest {
+                seq: 1,
+                tree_size: new.tree_size + 1000,
+            },
+            &acme.auditor,
+        ))
+        .await;
+    assert_code(beyond, Code::InvalidArgument);
+    let agent = audit
+        .list_audit_records(authed(
+            pb::ListAuditRecordsRequest {
+                after_seq: 0,
+                limit: 10,
+            },
+            &acme.agent,
+        ))
+        .await;
+    assert_code(agent, Code::PermissionDenied);
 }

@@ -10,7 +10,7 @@ use zkid_circuits::{
 };
 
 use super::{
-    audit::{AuditEvent, TreeHead},
+    audit::{AuditEvent, AuditRecord, AuditTree, TreeHead},
     catalog::{Catalog, ProvingKeyFile, StatementContext},
     hub::Hub,
     keyring::KeyRing,
@@ -23,6 +23,21 @@ use super::{
     secrets::{self, Token},
     AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, Store,
 };
+
+/// The tree of the first `size` records of the log (fewer if the log is
+/// shorter), with those records.
+async fn prefix_tree(
+    store: &dyn Store,
+    size: u64,
+) -> Result<(AuditTree, Vec<AuditRecord>), DomainError> {
+    let limit = u32::try_from(size).unwrap_or(u32::MAX);
+    let records = store.audit_records(None, 0, limit).await?;
+    let mut tree = AuditTree::new();
+    for record in &records {
+        tree.push(record.leaf());
+    }
+    Ok((tree, records))
+}
 
 /// Tunables of the engine.
 #[derive(Debug, Clone, Copy)]
@@ -1186,6 +1201,90 @@ impl Engine {
     /// The store's failure.
     pub async fn sign_tree_head(&self) -> Result<TreeHead, DomainError> {
         super::audit::sign_head(self.store.as_ref(), &self.keys).await
+    }
+
+    /// The caller's tenant's audit records with `seq` above `after`, at
+    /// most `limit` (1..=1000).
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-auditor; InvalidArgument for a bad limit.
+    pub async fn audit_records(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, DomainError> {
+        require(caller, Role::Auditor, Scope::Full)?;
+        if !(1..=1000).contains(&limit) {
+            return Err(DomainError::InvalidArgument("limit must be 1 to 1000"));
+        }
+        Ok(self
+            .store
+            .audit_records(Some(&caller.tenant), after, limit)
+            .await?)
+    }
+
+    /// The newest signed tree head, signed now if the log grew.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-auditor; the store's failure.
+    pub async fn tree_head(&self, caller: &Caller) -> Result<TreeHead, DomainError> {
+        require(caller, Role::Auditor, Scope::Full)?;
+        self.sign_tree_head().await
+    }
+
+    /// An inclusion proof of record `seq` in the tree of the first
+    /// `tree_size` records: the concatenated sibling hashes.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-auditor; InvalidArgument unless
+    /// 1 <= seq <= tree_size <= the log's size; NotFound for another
+    /// tenant's record.
+    pub async fn inclusion_proof(
+        &self,
+        caller: &Caller,
+        seq: u64,
+        tree_size: u64,
+    ) -> Result<Vec<u8>, DomainError> {
+        require(caller, Role::Auditor, Scope::Full)?;
+        let (tree, records) = prefix_tree(self.store.as_ref(), tree_size).await?;
+        if seq == 0 || seq > tree.len() || tree.len() < tree_size {
+            return Err(DomainError::InvalidArgument(
+                "need 1 <= seq <= tree_size <= the log's size",
+            ));
+        }
+        let index = usize::try_from(seq - 1)
+            .map_err(|_| DomainError::InvalidArgument("seq out of range"))?;
+        if records[index].event.tenant != caller.tenant.as_str() {
+            return Err(DomainError::NotFound("audit record"));
+        }
+        // index < tree.len(), checked above, so this does not panic.
+        Ok(tree.prove_inclusion(index).as_bytes().to_vec())
+    }
+
+    /// A consistency proof between the trees of the first `old_size` and
+    /// `new_size` records.
+    ///
+    /// # Errors
+    /// PermissionDenied for a non-auditor; InvalidArgument unless
+    /// 1 <= old_size <= new_size <= the log's size.
+    pub async fn consistency_proof(
+        &self,
+        caller: &Caller,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<u8>, DomainError> {
+        require(caller, Role::Auditor, Scope::Full)?;
+        let (tree, _) = prefix_tree(self.store.as_ref(), new_size).await?;
+        if old_size == 0 || old_size > new_size || tree.len() < new_size {
+            return Err(DomainError::InvalidArgument(
+                "need 1 <= old_size <= new_size <= the log's size",
+            ));
+        }
+        let additions = usize::try_from(new_size - old_size)
+            .map_err(|_| DomainError::InvalidArgument("size out of range"))?;
+        // additions < new_size = tree.len() since old_size >= 1: no panic.
+        Ok(tree.prove_consistency(additions).as_bytes().to_vec())
     }
 
     /// The caller's tenant's fraud events (declines, lockouts) with an id

@@ -55,7 +55,11 @@ pub(crate) fn access(path: &str) -> Access {
         | "/zkid.v1.Device/Decline"
         | "/zkid.v1.Device/ListProvingKeys"
         | "/zkid.v1.Device/GetProvingKey" => DEVICE,
-        "/zkid.v1.Audit/ListFraudEvents" => AUDITOR,
+        "/zkid.v1.Audit/ListFraudEvents"
+        | "/zkid.v1.Audit/ListAuditRecords"
+        | "/zkid.v1.Audit/GetSignedTreeHead"
+        | "/zkid.v1.Audit/GetInclusionProof"
+        | "/zkid.v1.Audit/GetConsistencyProof" => AUDITOR,
         _ => Access::Nobody,
     }
 }
@@ -181,7 +185,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 13);
+        assert_eq!(methods, 17);
         assert_eq!(
             access("/zkid.v1.Enrollment/EnrollDevice"),
             Access::Only(Role::Device, Scope::Enrollment)

@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "zkid/v1/verification.proto",
     "zkid/v1/device.proto",
     "zkid/v1/audit.proto",
+    "zkid/v1/keys.proto",
 ];
 
 fn main() -> io::Result<()> {

@@ -9,7 +9,9 @@
 //!   verification and watches it resolve.
 //! - [`v1::device_server::Device`]: the phone's push stream, proof
 //!   submission, decline, and proving-key download.
-//! - [`v1::audit_server::Audit`]: the tenant's auditors read fraud events.
+//! - [`v1::audit_server::Audit`]: the tenant's auditors read fraud events
+//!   and the tamper-evident audit log with its proofs.
+//! - [`v1::keys_server::Keys`]: the server's public signing keys (public).
 //!
 //! The `.proto` files document every message and field, the roles each RPC
 //! admits and its errors. This crate holds generated code only; it knows

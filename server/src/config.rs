@@ -19,6 +19,7 @@
 //! | `agent_sessions_per_minute` | 30 | sessions one agent credential may start per minute; more get RESOURCE_EXHAUSTED (1..=10000) |
 //! | `device_sessions_per_minute` | 5 | requests one device may receive per minute; more resolve LOCKED (1..=1000) |
 //! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
+//! | `verdict_ttl_secs` | 600 | how long a signed verdict may be relied on after its session resolved (1..=86400) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -82,6 +83,8 @@ pub struct Config {
     pub device_sessions_per_minute: u32,
     /// Audit tree head signing interval, seconds.
     pub audit_head_interval_secs: u64,
+    /// Signed verdict lifetime, seconds.
+    pub verdict_ttl_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -115,6 +118,7 @@ impl Default for Config {
             agent_sessions_per_minute: 30,
             device_sessions_per_minute: 5,
             audit_head_interval_secs: 300,
+            verdict_ttl_secs: 600,
             tls: None,
         }
     }
@@ -227,6 +231,7 @@ impl Config {
             100,
         )?;
         range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
+        range("verdict_ttl_secs", self.verdict_ttl_secs, 1, 86_400)?;
         range(
             "audit_head_interval_secs",
             self.audit_head_interval_secs,

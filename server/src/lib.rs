@@ -15,7 +15,8 @@
 //! - `grpc`: the tonic services, the auth layer, the status mapping;
 //! - [`keys`]: key files, generated on first start;
 //! - [`signing`]: the server's Ed25519 signing keys (audit records, tree
-//!   heads), generated on first start, rotatable;
+//!   heads, verdicts), generated on first start, rotatable;
+//! - [`verdict`]: signed verdicts and their offline check, for clients;
 //! - [`config`]: layered configuration;
 //! - [`admin`]: what the admin CLI does (tenants, credentials).
 //!
@@ -39,6 +40,7 @@ mod grpc;
 pub mod keys;
 pub mod signing;
 pub mod store;
+pub mod verdict;
 
 use std::{
     future::Future,
@@ -52,7 +54,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::{server::HealthReporter, ServingStatus};
 use zkid_proto::v1::{
     audit_server::AuditServer, device_server::DeviceServer, enrollment_server::EnrollmentServer,
-    verification_server::VerificationServer,
+    keys_server::KeysServer, verification_server::VerificationServer,
 };
 
 use crate::{
@@ -62,7 +64,8 @@ use crate::{
         DomainError, Engine, EngineSettings, ProofChecker, StoreError,
     },
     grpc::{
-        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, Ready, VerificationService,
+        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService, Ready,
+        VerificationService,
     },
     keys::KeySetupError,
     store::SqliteStore,
@@ -102,11 +105,12 @@ pub enum ServerError {
     Task(String),
 }
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "zkid.v1.Enrollment",
     "zkid.v1.Verification",
     "zkid.v1.Device",
     "zkid.v1.Audit",
+    "zkid.v1.Keys",
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -164,6 +168,7 @@ async fn start_engine(
             lockout: config.lockout(),
             agent_sessions_per_minute: config.agent_sessions_per_minute,
             device_sessions_per_minute: config.device_sessions_per_minute,
+            verdict_ttl: Duration::from_secs(config.verdict_ttl_secs),
         },
         stop,
     );
@@ -271,6 +276,13 @@ pub async fn run(
         )
         .add_service(
             DeviceServer::new(DeviceService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            KeysServer::new(KeysService {
                 ready: Arc::clone(&ready),
             })
             .max_decoding_message_size(max_in)

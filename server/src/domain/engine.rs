@@ -3,6 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::verdict::SignedVerdict;
 use zkid_circuits::{
     circuit::CircuitId,
     encoding::{field_from_bytes, PROOF_LEN},
@@ -52,6 +54,8 @@ pub struct EngineSettings {
     pub agent_sessions_per_minute: u32,
     /// Sessions one device may be asked per minute; more resolve LOCKED.
     pub device_sessions_per_minute: u32,
+    /// How long a signed verdict may be relied on after resolution.
+    pub verdict_ttl: Duration,
 }
 
 /// The window of the per-agent and per-device rate limits.
@@ -224,6 +228,39 @@ impl Engine {
             detail: String::new(),
             at: Timestamp::now(),
         }
+    }
+
+    /// The signed verdict of a resolved session (`None` while pending),
+    /// signed with the current key. Ed25519 is deterministic: the same
+    /// session and key always give the same verdict.
+    pub fn signed_verdict(&self, session: &Session) -> Option<SignedVerdict> {
+        let resolved_at = session.resolved_at?;
+        if !session.state.is_final() {
+            return None;
+        }
+        let verdict = crate::verdict::Verdict {
+            tenant: session.tenant.to_string(),
+            session_id: session.id.to_string(),
+            operation: session.operation.clone(),
+            state: session.state.as_str().into(),
+            level: session.level_reached as u8,
+            issued_at: resolved_at.0,
+            expires_at: resolved_at.plus(self.settings.verdict_ttl).0,
+            key_id: self.keys.current_id().into(),
+        };
+        let encoded = verdict.to_bytes();
+        let (_, signature) = self.keys.sign(&encoded);
+        Some(SignedVerdict { encoded, signature })
+    }
+
+    /// The server's public signing keys: (id, Ed25519 public key, whether
+    /// it is the one signing now).
+    pub fn signing_keys(&self) -> Vec<(String, [u8; 32], bool)> {
+        self.keys
+            .public_keys()
+            .iter()
+            .map(|(id, key)| (id.clone(), key.to_bytes(), id == self.keys.current_id()))
+            .collect()
     }
 
     /// The catalog of operations and circuits.

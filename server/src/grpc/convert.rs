@@ -2,6 +2,8 @@
 
 use zkid_proto::v1 as pb;
 
+use crate::verdict::SignedVerdict;
+
 use crate::domain::{
     model::{AssuranceLevel, Session, SessionState, Timestamp},
     DeviceUpdate, NoticeKind, PushRequest,
@@ -37,7 +39,10 @@ pub(super) fn level(level: AssuranceLevel) -> i32 {
 }
 
 /// What the agent may see: no challenge, commitment or customer data.
-pub(super) fn agent_view(session: &Session) -> pb::VerificationSession {
+pub(super) fn agent_view(
+    session: &Session,
+    verdict: Option<SignedVerdict>,
+) -> pb::VerificationSession {
     pb::VerificationSession {
         session_id: session.id.to_string(),
         state: state(session.state),
@@ -48,6 +53,17 @@ pub(super) fn agent_view(session: &Session) -> pb::VerificationSession {
         created_at: Some(timestamp(session.created_at)),
         expires_at: Some(timestamp(session.expires_at)),
         resolved_at: session.resolved_at.map(timestamp),
+        verdict: verdict.map(|v| {
+            // The key id sits inside the encoding; repeated for convenience.
+            let key_id = crate::verdict::Verdict::from_bytes(&v.encoded)
+                .map(|d| d.key_id)
+                .unwrap_or_default();
+            pb::SignedVerdict {
+                encoded: v.encoded,
+                signature: v.signature.to_vec(),
+                key_id,
+            }
+        }),
     }
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod auth;
 mod convert;
 mod device;
 mod enrollment;
+mod keys;
 pub(crate) mod status;
 mod verification;
 
@@ -20,6 +21,7 @@ use tonic::{Request, Status};
 pub(crate) use audit::AuditService;
 pub(crate) use device::DeviceService;
 pub(crate) use enrollment::EnrollmentService;
+pub(crate) use keys::KeysService;
 pub(crate) use verification::VerificationService;
 
 use crate::domain::{model::Caller, DomainError, Engine};

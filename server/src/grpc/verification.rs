@@ -29,10 +29,14 @@ impl Verification for VerificationService {
             .as_deref()
             .map(AccountRef::parse)
             .transpose()?;
-        let session = engine(&self.ready)?
+        let engine = engine(&self.ready)?;
+        let session = engine
             .start_verification(&caller, customer_ref, &message.operation, account_ref)
             .await?;
-        Ok(Response::new(agent_view(&session)))
+        Ok(Response::new(agent_view(
+            &session,
+            engine.signed_verdict(&session),
+        )))
     }
 
     type WatchVerificationStream = SessionStream;
@@ -43,10 +47,11 @@ impl Verification for VerificationService {
     ) -> Result<Response<Self::WatchVerificationStream>, Status> {
         let caller = caller(&request)?;
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let updates = engine(&self.ready)?.watch_session(&caller, &id).await?;
-        let stream = ReceiverStream::new(updates).map(|update| {
+        let engine = engine(&self.ready)?;
+        let updates = engine.watch_session(&caller, &id).await?;
+        let stream = ReceiverStream::new(updates).map(move |update| {
             update
-                .map(|session| agent_view(&session))
+                .map(|session| agent_view(&session, engine.signed_verdict(&session)))
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
@@ -58,8 +63,12 @@ impl Verification for VerificationService {
     ) -> Result<Response<pb::VerificationSession>, Status> {
         let caller = caller(&request)?;
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let session = engine(&self.ready)?.get_session(&caller, &id).await?;
-        Ok(Response::new(agent_view(&session)))
+        let engine = engine(&self.ready)?;
+        let session = engine.get_session(&caller, &id).await?;
+        Ok(Response::new(agent_view(
+            &session,
+            engine.signed_verdict(&session),
+        )))
     }
 
     async fn cancel_verification(
@@ -68,7 +77,11 @@ impl Verification for VerificationService {
     ) -> Result<Response<pb::VerificationSession>, Status> {
         let caller = caller(&request)?;
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let session = engine(&self.ready)?.cancel(&caller, &id).await?;
-        Ok(Response::new(agent_view(&session)))
+        let engine = engine(&self.ready)?;
+        let session = engine.cancel(&caller, &id).await?;
+        Ok(Response::new(agent_view(
+            &session,
+            engine.signed_verdict(&session),
+        )))
     }
 }

@@ -11,7 +11,7 @@ use crate::{
         keyring::KeyRing,
         model::{CredentialId, CredentialRecord, Role, Scope, Tenant, TenantId, Timestamp},
         secrets::Token,
-        DomainError, Store,
+        AuditAppend, DomainError, Store,
     },
     store::SqliteStore,
 };
@@ -62,6 +62,7 @@ pub async fn create_tenant(
 /// an unknown tenant.
 pub async fn create_credential(
     store: &dyn Store,
+    keys: &KeyRing,
     tenant: &str,
     role: Role,
     label: Option<String>,
@@ -102,7 +103,16 @@ pub async fn create_credential(
         used_at: None,
         revoked_at: None,
     };
-    store.insert_credential(&record).await?;
+    let event = credential_event(&record, "credential.create", "created", now);
+    store
+        .insert_credential(
+            &record,
+            AuditAppend {
+                events: std::slice::from_ref(&event),
+                keys,
+            },
+        )
+        .await?;
     Ok((record, token))
 }
 
@@ -110,12 +120,51 @@ pub async fn create_credential(
 ///
 /// # Errors
 /// InvalidArgument for a malformed id; NotFound.
-pub async fn revoke_credential(store: &dyn Store, id: &str) -> Result<(), DomainError> {
+pub async fn revoke_credential(
+    store: &dyn Store,
+    keys: &KeyRing,
+    id: &str,
+) -> Result<(), DomainError> {
     let id = CredentialId::parse(id)?;
-    if store.revoke_credential(&id, Timestamp::now()).await? {
+    let record = store
+        .credential(&id)
+        .await?
+        .ok_or(DomainError::NotFound("credential"))?;
+    let now = Timestamp::now();
+    let event = credential_event(&record, "credential.revoke", "revoked", now);
+    let audit = AuditAppend {
+        events: std::slice::from_ref(&event),
+        keys,
+    };
+    if store.revoke_credential(&id, now, audit).await? {
         Ok(())
     } else {
         Err(DomainError::NotFound("credential"))
+    }
+}
+
+/// The audit record of a credential change made with the admin CLI. The
+/// credential's id and role are named, never its token.
+fn credential_event(
+    record: &CredentialRecord,
+    action: &str,
+    outcome: &str,
+    at: Timestamp,
+) -> audit::AuditEvent {
+    audit::AuditEvent {
+        tenant: record.tenant.to_string(),
+        actor_id: "cli".into(),
+        actor_role: "admin".into(),
+        action: action.into(),
+        customer_ref: record
+            .customer
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        session_id: String::new(),
+        outcome: outcome.into(),
+        detail: format!("credential={} role={}", record.id, record.role),
+        at,
     }
 }
 
@@ -128,6 +177,16 @@ pub async fn list_credentials(
     tenant: &str,
 ) -> Result<Vec<CredentialRecord>, DomainError> {
     Ok(store.credentials(&TenantId::parse(tenant)?).await?)
+}
+
+/// The configured signing keys, generating the first if the server never
+/// started (for the CLI's credential commands, which are audited).
+///
+/// # Errors
+/// Internal if they cannot be read or written.
+pub fn signing_keys_or_generate(config: &Config) -> Result<KeyRing, DomainError> {
+    crate::signing::load_or_generate(&crate::signing::signing_dir(&config.key_dir()))
+        .map_err(|e| DomainError::Internal(e.to_string()))
 }
 
 /// The configured signing keys (none are generated here).
@@ -264,8 +323,9 @@ mod tests {
     #[tokio::test]
     async fn credentials_need_a_tenant_and_never_a_device_role() {
         let store = SqliteStore::in_memory().await.expect("store");
+        let keys = KeyRing::new(ed25519_dalek::SigningKey::from_bytes(&[5; 32]), []);
         assert!(matches!(
-            create_credential(&store, "acme", Role::Agent, None, None).await,
+            create_credential(&store, &keys, "acme", Role::Agent, None, None).await,
             Err(DomainError::NotFound("tenant"))
         ));
         create_tenant(&store, "acme", "Acme Bank")
@@ -276,19 +336,25 @@ mod tests {
             Err(DomainError::AlreadyExists(_))
         ));
         assert!(matches!(
-            create_credential(&store, "acme", Role::Device, None, None).await,
+            create_credential(&store, &keys, "acme", Role::Device, None, None).await,
             Err(DomainError::InvalidArgument(_))
         ));
-        let (record, token) =
-            create_credential(&store, "acme", Role::Agent, Some("desk 1".into()), None)
-                .await
-                .expect("credential");
+        let (record, token) = create_credential(
+            &store,
+            &keys,
+            "acme",
+            Role::Agent,
+            Some("desk 1".into()),
+            None,
+        )
+        .await
+        .expect("credential");
         assert_eq!(record.token_hash, token.hash());
         assert_eq!(
             list_credentials(&store, "acme").await.expect("list").len(),
             1
         );
-        revoke_credential(&store, record.id.as_str())
+        revoke_credential(&store, &keys, record.id.as_str())
             .await
             .expect("revoke");
         let stored = store
@@ -298,9 +364,17 @@ mod tests {
             .expect("exists");
         assert!(stored.revoked_at.is_some());
         assert!(matches!(
-            revoke_credential(&store, "000000000000000000000000").await,
+            revoke_credential(&store, &keys, "000000000000000000000000").await,
             Err(DomainError::NotFound(_))
         ));
+        // Both changes are in the audit log, naming the credential only.
+        let log = store.audit_records(None, 0, 10).await.expect("log");
+        let actions: Vec<&str> = log.iter().map(|r| r.event.action.as_str()).collect();
+        assert_eq!(actions, ["credential.create", "credential.revoke"]);
+        assert!(log
+            .iter()
+            .all(|r| r.event.detail == format!("credential={} role=agent", record.id)));
+        assert!(verify_audit(&store, &keys).await.expect("verify").is_ok());
     }
 
     #[tokio::test]

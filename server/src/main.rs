@@ -162,9 +162,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let role: Role = role.parse()?;
             let store = admin::open_store(&config).await?;
+            let keys = admin::signing_keys_or_generate(&config)?;
             let valid_for = expires_in_days.map(|d| Duration::from_secs(d * 86_400));
             let (record, token) =
-                admin::create_credential(&store, &tenant, role, label, valid_for).await?;
+                admin::create_credential(&store, &keys, &tenant, role, label, valid_for).await?;
             eprintln!(
                 "created {} credential {} for tenant {}; the token is shown once:",
                 record.role, record.id, record.tenant
@@ -222,7 +223,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Credential(CredentialCommand::Revoke { id }) => {
             let store = admin::open_store(&config).await?;
-            admin::revoke_credential(&store, &id).await?;
+            let keys = admin::signing_keys_or_generate(&config)?;
+            admin::revoke_credential(&store, &keys, &id).await?;
             println!("revoked credential {id}");
         }
         Command::Credential(CredentialCommand::List { tenant }) => {

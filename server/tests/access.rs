@@ -313,12 +313,13 @@ async fn every_rpc_refuses_every_wrong_caller() {
 
     // Revoked credentials: revoke a fresh credential of every role.
     let store = admin::open_store(&server.config).await.expect("store");
+    let keys = admin::signing_keys(&server.config).expect("keys");
     let mut revoked = Vec::new();
     for role in [Role::Agent, Role::Enroller] {
-        let (record, token) = admin::create_credential(&store, "acme", role, None, None)
+        let (record, token) = admin::create_credential(&store, &keys, "acme", role, None, None)
             .await
             .expect("credential");
-        admin::revoke_credential(&store, record.id.as_str())
+        admin::revoke_credential(&store, &keys, record.id.as_str())
             .await
             .expect("revoke");
         revoked.push((role, token.expose().to_owned()));

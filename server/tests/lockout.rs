@@ -246,8 +246,10 @@ async fn agents_and_devices_are_rate_limited() {
     let store = zkid_server::admin::open_store(&server.config)
         .await
         .expect("store");
+    let keys = zkid_server::admin::signing_keys(&server.config).expect("keys");
     let (_, token) = zkid_server::admin::create_credential(
         &store,
+        &keys,
         "acme",
         zkid_server::domain::model::Role::Agent,
         None,

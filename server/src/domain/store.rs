@@ -75,13 +75,21 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
 
     /// Stores a credential.
-    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError>;
+    async fn insert_credential(
+        &self,
+        credential: &CredentialRecord,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
     /// A credential.
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError>;
     /// Revokes a credential (and the device it belongs to, if any); returns
     /// whether it existed.
-    async fn revoke_credential(&self, id: &CredentialId, at: Timestamp)
-        -> Result<bool, StoreError>;
+    async fn revoke_credential(
+        &self,
+        id: &CredentialId,
+        at: Timestamp,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
     /// A tenant's credentials (without enrollment codes).
     async fn credentials(&self, tenant: &TenantId) -> Result<Vec<CredentialRecord>, StoreError>;
 

@@ -368,12 +368,18 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError> {
+    async fn insert_credential(
+        &self,
+        credential: &CredentialRecord,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         insert_credential_query(credential)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
@@ -391,8 +397,9 @@ impl Store for SqliteStore {
         &self,
         id: &CredentialId,
         at: Timestamp,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let found =
             sqlx::query("UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
                 .bind(at.0)
@@ -411,6 +418,9 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if found {
+            append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(found)
     }

@@ -167,9 +167,10 @@ impl TestServer {
         admin::create_tenant(&store, id, name)
             .await
             .expect("tenant");
+        let keys = admin::signing_keys(&self.config).expect("signing keys");
         let mut tokens = Vec::new();
         for role in [Role::Agent, Role::Enroller, Role::Auditor, Role::Admin] {
-            let (record, token) = admin::create_credential(&store, id, role, None, None)
+            let (record, token) = admin::create_credential(&store, &keys, id, role, None, None)
                 .await
                 .expect("credential");
             tokens.push((record.id.to_string(), token.expose().to_owned()));

@@ -41,8 +41,21 @@ fn server_binary() -> PathBuf {
     server
 }
 
+/// The server reads `ZKID_*` variables as configuration and refuses
+/// unknown ones; whatever the test runner's environment holds must not
+/// leak into it.
+fn server_command() -> Command {
+    let mut command = Command::new(server_binary());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ZKID_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 fn admin(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(server_binary())
+    let out = server_command()
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -57,7 +70,7 @@ fn admin(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn start_server(data_dir: &Path) -> Server {
-    let mut child = Command::new(server_binary())
+    let mut child = server_command()
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0"])

@@ -20,6 +20,7 @@
 //! | `device_sessions_per_minute` | 5 | requests one device may receive per minute; more resolve LOCKED (1..=1000) |
 //! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
 //! | `verdict_ttl_secs` | 600 | how long a signed verdict may be relied on after its session resolved (1..=86400) |
+//! | `customer_verifications_per_day` | 20 | verifications pushed to one customer per 24 hours; more resolve LOCKED (1..=1000) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -85,6 +86,8 @@ pub struct Config {
     pub audit_head_interval_secs: u64,
     /// Signed verdict lifetime, seconds.
     pub verdict_ttl_secs: u64,
+    /// Verifications per customer per 24 hours.
+    pub customer_verifications_per_day: u32,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -119,6 +122,7 @@ impl Default for Config {
             device_sessions_per_minute: 5,
             audit_head_interval_secs: 300,
             verdict_ttl_secs: 600,
+            customer_verifications_per_day: 20,
             tls: None,
         }
     }
@@ -232,6 +236,12 @@ impl Config {
         )?;
         range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
         range("verdict_ttl_secs", self.verdict_ttl_secs, 1, 86_400)?;
+        range(
+            "customer_verifications_per_day",
+            u64::from(self.customer_verifications_per_day),
+            1,
+            1000,
+        )?;
         range(
             "audit_head_interval_secs",
             self.audit_head_interval_secs,

@@ -169,6 +169,7 @@ async fn start_engine(
             agent_sessions_per_minute: config.agent_sessions_per_minute,
             device_sessions_per_minute: config.device_sessions_per_minute,
             verdict_ttl: Duration::from_secs(config.verdict_ttl_secs),
+            customer_verifications_per_day: config.customer_verifications_per_day,
         },
         stop,
     );

@@ -332,3 +332,48 @@ async fn a_decline_is_a_fraud_event_for_the_tenants_auditors_only() {
         .await;
     assert_code(bad_limit, Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_customers_daily_budget_caps_verifications() {
+    let dir = data_dir();
+    let server = TestServer::with_dir(dir.path(), |c| {
+        c.customer_verifications_per_day = 2;
+        c.device_sessions_per_minute = 100;
+    })
+    .await;
+    let acme = server.tenant("acme", "Acme Bank").await;
+    server.phone(&acme, "cust-1", "4711", 1).await;
+    server.phone(&acme, "cust-2", "4711", 2).await;
+    for _ in 0..2 {
+        assert_eq!(
+            start(&server, &acme, "cust-1").await.expect("start").state,
+            PENDING
+        );
+    }
+    // The budget is spent: whatever the operation, LOCKED, and refused
+    // attempts do not push the budget further out.
+    for _ in 0..2 {
+        assert_eq!(
+            start(&server, &acme, "cust-1").await.expect("start").state,
+            LOCKED
+        );
+    }
+    let store = zkid_server::admin::open_store(&server.config)
+        .await
+        .expect("store");
+    let spent = store
+        .sessions_for_customer_since(
+            &TenantId::parse("acme").expect("id"),
+            &CustomerRef::parse("cust-1").expect("ref"),
+            Timestamp(0),
+        )
+        .await
+        .expect("count");
+    store.close().await;
+    assert_eq!(spent, 2);
+    // Another customer has their own budget.
+    assert_eq!(
+        start(&server, &acme, "cust-2").await.expect("start").state,
+        PENDING
+    );
+}

@@ -56,7 +56,13 @@ pub struct EngineSettings {
     pub device_sessions_per_minute: u32,
     /// How long a signed verdict may be relied on after resolution.
     pub verdict_ttl: Duration,
+    /// Verifications pushed to one customer per 24 hours; more resolve
+    /// LOCKED. Caps what repeated questions could reveal.
+    pub customer_verifications_per_day: u32,
 }
+
+/// The window of the per-customer budget.
+const BUDGET_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The window of the per-agent and per-device rate limits.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -518,9 +524,10 @@ impl Engine {
     /// Starts a verification session and pushes it to the customer's device.
     ///
     /// # Errors
-    /// A customer locked out after repeated failures, or whose device was
-    /// asked too often in the last minute, gets a session that is LOCKED at
-    /// once and pushed to nobody: the agent sees LOCKED, never why.
+    /// A customer locked out after repeated failures, or who spent the
+    /// day's verification budget, or whose device was asked too often in
+    /// the last minute, gets a session that is LOCKED at once and pushed to
+    /// nobody: the agent sees LOCKED, never why.
     ///
     /// # Errors
     /// PermissionDenied for a non-agent; InvalidArgument for an unknown
@@ -631,7 +638,8 @@ impl Engine {
     }
 
     /// Whether a new session must resolve LOCKED: its customer is locked
-    /// out, or its device was asked too often. Clears a lock that ended.
+    /// out or spent the day's budget, or its device was asked too often.
+    /// Clears a lock that ended.
     async fn refused(&self, session: &Session, now: Timestamp) -> Result<bool, DomainError> {
         let standing = self
             .store
@@ -648,6 +656,15 @@ impl Engine {
             {
                 tracing::info!(tenant = %session.tenant, "customer lock ended");
             }
+        }
+        let day_start = Timestamp(now.0.saturating_sub(BUDGET_WINDOW.as_millis() as i64));
+        let spent = self
+            .store
+            .sessions_for_customer_since(&session.tenant, &session.customer_ref, day_start)
+            .await?;
+        if spent >= u64::from(self.settings.customer_verifications_per_day) {
+            tracing::warn!(tenant = %session.tenant, "customer's daily verification budget spent");
+            return Ok(true);
         }
         let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
         let asked = self

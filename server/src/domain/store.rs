@@ -187,6 +187,13 @@ pub trait Store: Send + Sync + 'static {
         agent: &CredentialId,
         since: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// Sessions pushed to a customer (so not LOCKED) since `since`.
+    async fn sessions_for_customer_since(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        since: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Sessions addressed to a device since `since`.
     async fn sessions_for_device_since(
         &self,

@@ -946,6 +946,25 @@ impl Store for SqliteStore {
         u64::try_from(count).map_err(|_| corrupt("count"))
     }
 
+    async fn sessions_for_customer_since(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE tenant_id = ? AND customer_ref = ? \
+               AND created_at > ? AND state != 'locked'",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .bind(since.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
     async fn sessions_for_device_since(
         &self,
         device: &DeviceId,

@@ -272,10 +272,7 @@ impl CircuitVerifyingKey {
     /// # Errors
     /// I/O errors.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let mut out = BufWriter::new(File::create(path)?);
-        self.write_to(&mut out)?;
-        out.flush()?;
-        Ok(())
+        save_with(path, |out| self.write_to(out))
     }
 
     /// Reads the key at `path`.
@@ -345,10 +342,7 @@ impl CircuitProvingKey {
     /// # Errors
     /// I/O errors.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let mut out = BufWriter::new(File::create(path)?);
-        self.write_to(&mut out)?;
-        out.flush()?;
-        Ok(())
+        save_with(path, |out| self.write_to(out))
     }
 
     /// Reads the key at `path`.
@@ -358,6 +352,18 @@ impl CircuitProvingKey {
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         Self::read_from(BufReader::new(File::open(path)?))
     }
+}
+
+/// Writes a key file through a buffer and flushes it, so a write error is
+/// reported rather than lost on drop.
+fn save_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), KeyError>,
+) -> Result<(), KeyError> {
+    let mut out = BufWriter::new(File::create(path)?);
+    write(&mut out)?;
+    out.flush()?;
+    Ok(())
 }
 
 fn expect_circuit<C: ZkCircuit>(found: &CircuitId, inputs: usize) -> Result<(), KeyError> {

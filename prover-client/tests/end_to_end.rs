@@ -176,6 +176,14 @@ fn agent(server: &Server, token: &str, args: &[&str]) -> Command {
     command
 }
 
+fn enrollment_code(out: &Output) -> String {
+    assert!(out.status.success(), "{}", text(out));
+    text(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
+        .expect("code printed")
+}
+
 fn binding_code(output: &str) -> String {
     output
         .lines()
@@ -256,10 +264,7 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     .output()
     .expect("runs");
     assert!(out.status.success(), "{}", text(&out));
-    let code = text(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
-        .expect("code printed");
+    let code = enrollment_code(&out);
     let phone = Phone {
         dir: root.path().join("phone"),
         server: &server,
@@ -368,10 +373,7 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     .output()
     .expect("runs");
     assert!(out.status.success(), "{}", text(&out));
-    let code = text(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
-        .expect("code printed");
+    let code = enrollment_code(&out);
     // Registering again issues a new code: the phone re-enrolls with it.
     let phone = Phone {
         dir: root.path().join("phone-l2"),
@@ -429,10 +431,7 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     )
     .output()
     .expect("runs");
-    let new_code = text(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("enrollment code ").map(str::to_owned))
-        .expect("code printed");
+    let new_code = enrollment_code(&out);
     let new_phone = Phone {
         dir: root.path().join("new-phone"),
         server: &server,

@@ -352,6 +352,20 @@ impl CircuitProvingKey {
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         Self::read_from(BufReader::new(File::open(path)?))
     }
+
+    /// The circuit and key id named in the file's header, without reading
+    /// or validating the key itself. Use [`CircuitProvingKey::load`] before
+    /// trusting the key.
+    ///
+    /// # Errors
+    /// I/O errors or a file that is not a proving key.
+    pub fn read_identity(path: &Path) -> Result<(CircuitId, KeyId), KeyError> {
+        read_header(
+            &mut BufReader::new(File::open(path)?),
+            PROVING_MAGIC,
+            "proving",
+        )
+    }
 }
 
 /// Writes a key file through a buffer and flushes it, so a write error is

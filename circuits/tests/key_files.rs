@@ -33,6 +33,11 @@ fn proving_key_round_trips_through_a_file() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let path = dir.join("pin.pk");
     pin_keys().proving_key.save(&path).expect("save");
+    let (circuit, key_id) = CircuitProvingKey::read_identity(&path).expect("header");
+    assert_eq!(
+        (circuit.to_string(), key_id),
+        ("pin-knowledge@v1".to_owned(), pin_keys().key_id)
+    );
     let read = CircuitProvingKey::load(&path).expect("load");
     assert_eq!(read.key_id, pin_keys().key_id);
     read.expect_circuit::<PinKnowledge>()

@@ -33,7 +33,7 @@ pub enum State {
 }
 
 impl State {
-    fn from_proto(value: i32) -> Option<Self> {
+    pub(crate) fn from_proto(value: i32) -> Option<Self> {
         Some(match SessionState::try_from(value).ok()? {
             SessionState::Pending => Self::Pending,
             SessionState::Passed => Self::Passed,
@@ -84,7 +84,8 @@ pub struct SessionView {
     pub binding_code: String,
 }
 
-fn level(value: i32) -> u8 {
+/// An assurance level as a number (0 for none or unknown).
+pub(crate) fn level(value: i32) -> u8 {
     match AssuranceLevel::try_from(value) {
         Ok(AssuranceLevel::L1) => 1,
         Ok(AssuranceLevel::L2) => 2,

@@ -33,12 +33,12 @@ use zkid_circuits::{
 };
 use zkid_proto::v1::{
     device_client::DeviceClient, device_event, device_notice, enrollment_client::EnrollmentClient,
-    AssuranceLevel, CircuitProof, DeclineRequest, EnrollDeviceRequest, GetProvingKeyRequest,
-    SessionState, SubmitProofRequest, WatchRequestsRequest,
+    CircuitProof, DeclineRequest, EnrollDeviceRequest, GetProvingKeyRequest, SubmitProofRequest,
+    WatchRequestsRequest,
 };
 
 use crate::{
-    agent::State,
+    agent::{level, State},
     credential_file::{CredentialFile, CredentialFileError},
     rpc::{Connection, RpcError},
     vault::{KdfParams, Vault, VaultError},
@@ -241,26 +241,9 @@ impl fmt::Debug for Phone {
     }
 }
 
-fn level(value: i32) -> u8 {
-    match AssuranceLevel::try_from(value) {
-        Ok(AssuranceLevel::L1) => 1,
-        Ok(AssuranceLevel::L2) => 2,
-        Ok(AssuranceLevel::L3) => 3,
-        _ => 0,
-    }
-}
-
 fn state(value: i32) -> Result<State, PhoneError> {
-    Ok(match SessionState::try_from(value) {
-        Ok(SessionState::Pending) => State::Pending,
-        Ok(SessionState::Passed) => State::Passed,
-        Ok(SessionState::Failed) => State::Failed,
-        Ok(SessionState::Declined) => State::Declined,
-        Ok(SessionState::Expired) => State::Expired,
-        Ok(SessionState::Locked) => State::Locked,
-        Ok(SessionState::Cancelled) => State::Cancelled,
-        _ => return Err(PhoneError::InvalidRequest("unknown session state".into())),
-    })
+    State::from_proto(value)
+        .ok_or_else(|| PhoneError::InvalidRequest("unknown session state".into()))
 }
 
 fn field_bytes(bytes: &[u8], what: &str) -> Result<[u8; FIELD_LEN], PhoneError> {
@@ -353,9 +336,11 @@ impl Phone {
     pub fn status(&self) -> DeviceStatus {
         let mut cached_keys: Vec<String> = std::fs::read_dir(self.config.key_dir())
             .map(|dir| {
+                // Only the headers: validating every point of every key
+                // is for when a key is used, not for a status line.
                 dir.filter_map(Result::ok)
-                    .filter_map(|e| CircuitProvingKey::load(&e.path()).ok())
-                    .map(|k| format!("{} ({})", k.circuit, k.key_id))
+                    .filter_map(|e| CircuitProvingKey::read_identity(&e.path()).ok())
+                    .map(|(circuit, key_id)| format!("{circuit} ({key_id})"))
                     .collect()
             })
             .unwrap_or_default();

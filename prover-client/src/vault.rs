@@ -29,7 +29,7 @@ use chacha20poly1305::{
     XChaCha20Poly1305, XNonce,
 };
 use rand::{rngs::OsRng, RngCore};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 8] = b"ZKIDVLT1";
 const SALT_LEN: usize = 16;
@@ -256,11 +256,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| VaultError::Io(e.error))?;
     Ok(())
-}
-
-/// Overwrites a secret buffer; for callers holding plaintext copies.
-pub fn wipe(buffer: &mut Vec<u8>) {
-    buffer.zeroize();
 }
 
 #[cfg(test)]

@@ -1269,9 +1269,7 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, DomainError> {
         require(caller, Role::Auditor, Scope::Full)?;
-        if !(1..=1000).contains(&limit) {
-            return Err(DomainError::InvalidArgument("limit must be 1 to 1000"));
-        }
+        check_page_limit(limit)?;
         Ok(self
             .store
             .audit_records(Some(&caller.tenant), after, limit)
@@ -1353,9 +1351,7 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<FraudEvent>, DomainError> {
         require(caller, Role::Auditor, Scope::Full)?;
-        if !(1..=1000).contains(&limit) {
-            return Err(DomainError::InvalidArgument("limit must be 1 to 1000"));
-        }
+        check_page_limit(limit)?;
         Ok(self
             .store
             .fraud_events(&caller.tenant, after, limit)
@@ -1372,5 +1368,14 @@ impl Engine {
         customer_ref: &CustomerRef,
     ) -> Result<u64, DomainError> {
         Ok(self.store.fraud_signal_count(tenant, customer_ref).await?)
+    }
+}
+
+/// Listing RPCs return pages of 1 to 1000 items.
+fn check_page_limit(limit: u32) -> Result<(), DomainError> {
+    if (1..=1000).contains(&limit) {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidArgument("limit must be 1 to 1000"))
     }
 }

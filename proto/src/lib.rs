@@ -26,6 +26,7 @@
 //!     customer_ref: "cust-0042".into(),
 //!     operation: "balance_inquiry".into(),
 //!     account_ref: None,
+//!     step_up_from: None,
 //! });
 //! request.metadata_mut().insert("authorization", "Bearer zkid_...".parse()?);
 //! let session = client.start_verification(request).await?.into_inner();

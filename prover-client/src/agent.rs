@@ -156,6 +156,7 @@ impl AgentClient {
                     customer_ref: customer_ref.to_owned(),
                     operation: operation.to_owned(),
                     account_ref: account_ref.map(str::to_owned),
+                    step_up_from: None,
                 })
                 .await?
                 .into_inner();

@@ -9,7 +9,9 @@ use crate::{
     domain::{
         audit::{self, AuditFinding, AuditSummary, AuditTree, TreeHead},
         keyring::KeyRing,
-        model::{CredentialId, CredentialRecord, Role, Scope, Tenant, TenantId, Timestamp},
+        model::{
+            CredentialId, CredentialRecord, CustomerRef, Role, Scope, Tenant, TenantId, Timestamp,
+        },
         secrets::Token,
         AuditAppend, DomainError, Store,
     },
@@ -140,6 +142,45 @@ pub async fn revoke_credential(
         Ok(())
     } else {
         Err(DomainError::NotFound("credential"))
+    }
+}
+
+/// Lifts a customer's lockout early: an administrator's decision after
+/// checking the customer out of band. The failure count starts again; the
+/// number of earlier locks is kept, so a further lock still lasts longer.
+///
+/// # Errors
+/// InvalidArgument for a malformed tenant or customer reference; NotFound
+/// if the customer is neither locked nor has failed attempts.
+pub async fn lift_lockout(
+    store: &dyn Store,
+    keys: &KeyRing,
+    tenant: &str,
+    customer_ref: &str,
+) -> Result<(), DomainError> {
+    let tenant = TenantId::parse(tenant)?;
+    let customer_ref = CustomerRef::parse(customer_ref)?;
+    let event = audit::AuditEvent {
+        tenant: tenant.to_string(),
+        actor_id: "cli".into(),
+        actor_role: "admin".into(),
+        action: "unlock".into(),
+        customer_ref: customer_ref.to_string(),
+        session_id: String::new(),
+        outcome: "lifted".into(),
+        detail: "lifted by an administrator".into(),
+        at: Timestamp::now(),
+    };
+    let audit = AuditAppend {
+        events: std::slice::from_ref(&event),
+        keys,
+    };
+    if store.lift_lockout(&tenant, &customer_ref, audit).await? {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound(
+            "lock or failed attempt for that customer",
+        ))
     }
 }
 

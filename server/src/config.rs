@@ -21,6 +21,9 @@
 //! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
 //! | `verdict_ttl_secs` | 600 | how long a signed verdict may be relied on after its session resolved (1..=86400) |
 //! | `customer_verifications_per_day` | 20 | verifications pushed to one customer per 24 hours; more resolve LOCKED (1..=1000) |
+//! | `policy_dir` | `<data_dir>/policies` | assurance policies: `default.toml` for every tenant, `<tenant-id>.toml` for one; without them, the shipped default |
+//! | `step_up_window_secs` | 300 | how long a PASSED session can be stepped up from (10..=3600) |
+//! | `change_revert_secs` | 259200 | how long a customer can revert an enrollment or credential change; level-3 operations are refused meanwhile (60..=2592000) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -88,6 +91,12 @@ pub struct Config {
     pub verdict_ttl_secs: u64,
     /// Verifications per customer per 24 hours.
     pub customer_verifications_per_day: u32,
+    /// Policy directory; `None` means `<data_dir>/policies`.
+    pub policy_dir: Option<PathBuf>,
+    /// Step-up window, seconds.
+    pub step_up_window_secs: u64,
+    /// Revert window after an enrollment or credential change, seconds.
+    pub change_revert_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -123,6 +132,9 @@ impl Default for Config {
             audit_head_interval_secs: 300,
             verdict_ttl_secs: 600,
             customer_verifications_per_day: 20,
+            policy_dir: None,
+            step_up_window_secs: 300,
+            change_revert_secs: 72 * 3600,
             tls: None,
         }
     }
@@ -266,6 +278,13 @@ impl Config {
             1,
             1000,
         )?;
+        range("step_up_window_secs", self.step_up_window_secs, 10, 3600)?;
+        range(
+            "change_revert_secs",
+            self.change_revert_secs,
+            60,
+            30 * 24 * 3600,
+        )?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "data_dir",
@@ -299,6 +318,13 @@ impl Config {
     /// The key directory.
     pub fn key_dir(&self) -> PathBuf {
         self.data_dir.join("keys")
+    }
+
+    /// The policy directory.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.policy_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("policies"))
     }
 
     /// Session lifetime.

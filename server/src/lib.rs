@@ -61,6 +61,7 @@ use crate::{
     config::Config,
     domain::{
         catalog::{Catalog, CatalogError},
+        policy::{Policies, PolicyError},
         DomainError, Engine, EngineSettings, ProofChecker, StoreError,
     },
     grpc::{
@@ -86,6 +87,9 @@ pub enum ServerError {
     /// The operations.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The assurance policies.
+    #[error("assurance policy: {0}")]
+    Policy(#[from] PolicyError),
     /// Files of the data directory or TLS.
     #[error("{what}: {source}")]
     Io {
@@ -149,13 +153,13 @@ async fn start_engine(
         source,
     })?;
     let store = SqliteStore::open(&config.database_path()).await?;
-    let operations = Catalog::builtin_operations();
-    let circuits = Catalog::circuits_used(&operations);
+    let policies = Policies::load(&config.policy_dir())?;
+    let circuits = Catalog::circuits_used(&policies);
     let key_dir = config.key_dir();
     let keys = tokio::task::spawn_blocking(move || keys::load_or_generate(&key_dir, &circuits))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
-    let catalog = Catalog::new(operations, keys.circuits)?;
+    let catalog = Catalog::new(policies, keys.circuits)?;
     let signing_keys = signing::load_or_generate(&signing::signing_dir(&config.key_dir()))?;
     let engine = Engine::new(
         Arc::new(store.clone()),
@@ -170,6 +174,8 @@ async fn start_engine(
             device_sessions_per_minute: config.device_sessions_per_minute,
             verdict_ttl: Duration::from_secs(config.verdict_ttl_secs),
             customer_verifications_per_day: config.customer_verifications_per_day,
+            step_up_window: Duration::from_secs(config.step_up_window_secs),
+            change_revert_window: Duration::from_secs(config.change_revert_secs),
         },
         stop,
     );

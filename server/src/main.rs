@@ -33,6 +33,62 @@ enum Command {
     /// The server's Ed25519 signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Customers' lockouts.
+    #[command(subcommand)]
+    Lockout(LockoutCommand),
+    /// Assurance policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum LockoutCommand {
+    /// Lift a customer's lock now (audited), after checking them out of
+    /// band. Further failures lock again, for longer.
+    Lift {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The customer's reference.
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file and print what each operation requires.
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
+    /// Print the policy a tenant gets from the configured policy directory.
+    Show {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+fn print_policy(policy: &zkid_server::domain::policy::Policy) {
+    for op in policy.operations() {
+        let requirements: Vec<&str> = op.requirements.iter().map(|r| r.as_str()).collect();
+        println!(
+            "{}\tL{}\t{}\tproves {} (circuits {})",
+            op.name,
+            op.level as u8,
+            op.display_name,
+            requirements.join(" + "),
+            op.circuits.join(", ")
+        );
+        if let Some(l3) = op.level3 {
+            println!(
+                "\t\tand at start: credential at least {} days old, no change in {} days",
+                l3.credential_min_age.as_secs() / 86_400,
+                l3.no_change_within.as_secs() / 86_400
+            );
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -220,6 +276,23 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let dir = zkid_server::signing::signing_dir(&config.key_dir());
             let id = zkid_server::signing::rotate(&dir)?;
             println!("new signing key {id}; restart the server to sign with it");
+        }
+        Command::Lockout(LockoutCommand::Lift { tenant, customer }) => {
+            let store = admin::open_store(&config).await?;
+            let keys = admin::signing_keys_or_generate(&config)?;
+            admin::lift_lockout(&store, &keys, &tenant, &customer).await?;
+            println!("lifted the lock of {customer} in {tenant}");
+        }
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let policy = zkid_server::domain::policy::Policy::parse(&text)
+                .with_context(|| format!("policy {}", file.display()))?;
+            print_policy(&policy);
+        }
+        Command::Policy(PolicyCommand::Show { tenant }) => {
+            let policies = zkid_server::domain::policy::Policies::load(&config.policy_dir())?;
+            print_policy(policies.for_tenant(&tenant));
         }
         Command::Credential(CredentialCommand::Revoke { id }) => {
             let store = admin::open_store(&config).await?;

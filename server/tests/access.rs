@@ -108,6 +108,7 @@ async fn call(
                     customer_ref: "cust-1".into(),
                     operation: "balance_inquiry".into(),
                     account_ref: None,
+                    step_up_from: None,
                 },
                 token,
             ))

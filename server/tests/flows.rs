@@ -532,6 +532,7 @@ async fn re_enrollment_notifies_the_earlier_device_and_revocation_locks_it_out()
                 customer_ref: "cust-1".into(),
                 operation: "balance_inquiry".into(),
                 account_ref: None,
+                step_up_from: None,
             },
             &acme.agent,
         ))
@@ -551,6 +552,7 @@ async fn start_checks_operation_customer_and_references() {
                 customer_ref: customer.into(),
                 operation: operation.into(),
                 account_ref: account.map(Into::into),
+                step_up_from: None,
             },
             &acme.agent,
         );

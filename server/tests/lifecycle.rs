@@ -31,9 +31,11 @@ async fn first_start_generates_keys_and_a_new_user_can_verify() {
         .expect("list")
         .into_inner()
         .keys;
-    // One key per circuit the built-in operations use.
+    // One key per circuit the shipped policy uses.
     let circuits = zkid_server::domain::catalog::Catalog::circuits_used(
-        &zkid_server::domain::catalog::Catalog::builtin_operations(),
+        &zkid_server::domain::policy::Policies::uniform(
+            zkid_server::domain::policy::Policy::shipped_default(),
+        ),
     );
     assert_eq!(keys.len(), circuits.len());
     let pin_key = keys

@@ -32,6 +32,7 @@ async fn start(
                 customer_ref: customer_ref.into(),
                 operation: "balance_inquiry".into(),
                 account_ref: None,
+                step_up_from: None,
             },
             &tenant.agent,
         ))

@@ -8,9 +8,8 @@
 //! server knows) and name it in an operation. Key files are generated and
 //! loaded by name for every circuit an operation uses.
 //!
-//! Per-tenant policy files replace [`Catalog::builtin_operations`] in the
-//! policy work that follows; the shape here (operation → level + circuits)
-//! is what they configure.
+//! Which operations exist, and what they require, is each tenant's policy
+//! ([`super::policy`]).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -23,7 +22,8 @@ use zkid_circuits::{
 };
 
 use super::{
-    model::{AccountRef, AssuranceLevel, Customer, Device},
+    model::{AccountRef, Customer, Device, TenantId},
+    policy::{Operation, Policies, Policy},
     DomainError,
 };
 
@@ -167,19 +167,6 @@ impl std::fmt::Debug for ProvingKeyFile {
     }
 }
 
-/// A named operation an agent can verify for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation {
-    /// Stable name, e.g. `balance_inquiry`.
-    pub name: String,
-    /// For the customer's screen, e.g. "balance inquiry".
-    pub display_name: String,
-    /// The level a pass reaches.
-    pub level: AssuranceLevel,
-    /// Circuits to prove, by name, in order.
-    pub circuits: Vec<String>,
-}
-
 /// Errors building a catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -196,38 +183,19 @@ pub enum CatalogError {
     NoCircuits(String),
 }
 
-/// Operations and circuits.
+/// Operations (per tenant, from the policies) and circuits.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    operations: BTreeMap<String, Operation>,
+    policies: Policies,
     circuits: BTreeMap<String, CircuitEntry>,
 }
 
 impl Catalog {
-    /// The operations every tenant has until policies arrive.
-    pub fn builtin_operations() -> Vec<Operation> {
-        vec![
-            Operation {
-                name: "balance_inquiry".into(),
-                display_name: "balance inquiry".into(),
-                level: AssuranceLevel::L1,
-                circuits: vec!["pin-knowledge".into()],
-            },
-            // account-ownership proves the device factor too, so L2 needs
-            // one proof, not two.
-            Operation {
-                name: "change_address".into(),
-                display_name: "change of address".into(),
-                level: AssuranceLevel::L2,
-                circuits: vec!["account-ownership".into()],
-            },
-        ]
-    }
-
-    /// The circuit names `operations` use, deduplicated, sorted.
-    pub fn circuits_used(operations: &[Operation]) -> Vec<String> {
-        let mut names: Vec<String> = operations
-            .iter()
+    /// The circuit names `policies` use, deduplicated, sorted.
+    pub fn circuits_used(policies: &Policies) -> Vec<String> {
+        let mut names: Vec<String> = policies
+            .all()
+            .flat_map(Policy::operations)
             .flat_map(|op| op.circuits.iter().cloned())
             .collect();
         names.sort();
@@ -235,19 +203,16 @@ impl Catalog {
         names
     }
 
-    /// A catalog of `operations` over `circuits`.
+    /// A catalog of `policies` over `circuits`.
     ///
     /// # Errors
     /// See [`CatalogError`].
-    pub fn new(
-        operations: Vec<Operation>,
-        circuits: Vec<CircuitEntry>,
-    ) -> Result<Self, CatalogError> {
+    pub fn new(policies: Policies, circuits: Vec<CircuitEntry>) -> Result<Self, CatalogError> {
         let circuits: BTreeMap<String, CircuitEntry> = circuits
             .into_iter()
             .map(|c| (c.id.name.clone(), c))
             .collect();
-        for op in &operations {
+        for op in policies.all().flat_map(Policy::operations) {
             if op.circuits.is_empty() {
                 return Err(CatalogError::NoCircuits(op.name.clone()));
             }
@@ -258,18 +223,17 @@ impl Catalog {
                 });
             }
         }
-        Ok(Self {
-            operations: operations
-                .into_iter()
-                .map(|op| (op.name.clone(), op))
-                .collect(),
-            circuits,
-        })
+        Ok(Self { policies, circuits })
     }
 
-    /// The operation called `name`.
-    pub fn operation(&self, name: &str) -> Option<&Operation> {
-        self.operations.get(name)
+    /// The operation called `name` in `tenant`'s policy.
+    pub fn operation(&self, tenant: &TenantId, name: &str) -> Option<&Operation> {
+        self.policies.for_tenant(tenant.as_str()).operation(name)
+    }
+
+    /// The policies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     /// The circuit called `name`.
@@ -314,40 +278,25 @@ mod tests {
     }
 
     #[test]
-    fn builtin_operations_name_known_statements() {
-        for op in Catalog::builtin_operations() {
-            for circuit in &op.circuits {
-                assert!(Statement::for_circuit(circuit).is_some(), "{circuit}");
-            }
+    fn shipped_policy_names_known_statements() {
+        let policies = Policies::uniform(Policy::shipped_default());
+        for circuit in Catalog::circuits_used(&policies) {
+            assert!(Statement::for_circuit(&circuit).is_some(), "{circuit}");
         }
     }
 
     #[test]
     fn operations_must_name_available_circuits() {
-        let ops = Catalog::builtin_operations();
+        let policies = Policies::uniform(Policy::shipped_default());
         let every_circuit = vec![entry("pin-knowledge"), entry("account-ownership")];
-        assert!(Catalog::new(ops.clone(), every_circuit).is_ok());
+        assert!(Catalog::new(policies.clone(), every_circuit).is_ok());
         assert!(matches!(
-            Catalog::new(ops.clone(), vec![entry("pin-knowledge")]),
+            Catalog::new(policies.clone(), vec![entry("pin-knowledge")]),
             Err(CatalogError::UnknownCircuit { .. })
         ));
         assert!(matches!(
-            Catalog::new(ops, vec![entry("other")]),
+            Catalog::new(policies, vec![entry("other")]),
             Err(CatalogError::UnknownCircuit { .. })
-        ));
-    }
-
-    #[test]
-    fn operations_must_require_a_proof() {
-        let op = Operation {
-            name: "free".into(),
-            display_name: "free".into(),
-            level: AssuranceLevel::L1,
-            circuits: vec![],
-        };
-        assert!(matches!(
-            Catalog::new(vec![op], vec![]),
-            Err(CatalogError::NoCircuits(_))
         ));
     }
 }

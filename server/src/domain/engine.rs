@@ -13,17 +13,19 @@ use zkid_circuits::{
 
 use super::{
     audit::{AuditEvent, AuditRecord, AuditTree, TreeHead},
-    catalog::{Catalog, ProvingKeyFile, StatementContext},
+    catalog::{Catalog, ProvingKeyFile, Statement, StatementContext},
     hub::Hub,
     keyring::KeyRing,
     model::{
-        AccountRef, Actor, AssuranceLevel, AttributeCommitment, Caller, CredentialId,
-        CredentialRecord, CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent, LockoutPolicy,
-        Resolution, Role, Scope, Session, SessionId, SessionState, TenantId, Timestamp,
+        AccountRef, Actor, AssuranceLevel, AttributeCommitment, Caller, ChangeId, CredentialChange,
+        CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId, DeviceStatus,
+        FraudEvent, LockoutPolicy, Resolution, RevertTerms, Role, Scope, Session, SessionId,
+        SessionState, TenantId, Timestamp,
     },
+    policy::{self, Established, Operation},
     proofs::{ProofChecker, ProofItem},
     secrets::{self, Token},
-    AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, Store,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, RevertOutcome, Store,
 };
 
 /// The tree of the first `size` records of the log (fewer if the log is
@@ -59,7 +61,17 @@ pub struct EngineSettings {
     /// Verifications pushed to one customer per 24 hours; more resolve
     /// LOCKED. Caps what repeated questions could reveal.
     pub customer_verifications_per_day: u32,
+    /// How long after passing a session can be stepped up from.
+    pub step_up_window: Duration,
+    /// How long an enrollment or credential change stays revertible (and
+    /// level-3 operations refused).
+    pub change_revert_window: Duration,
 }
+
+/// Rejected revert proofs after which a change can no longer be reverted:
+/// the proof is the only credential of a revert, so its guesses are
+/// capped like failed verifications.
+const MAX_FAILED_REVERTS: u32 = 5;
 
 /// The window of the per-customer budget.
 const BUDGET_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -135,6 +147,45 @@ pub enum NoticeKind {
     Replaced,
     /// The organization revoked it.
     Revoked,
+    /// The organization registered a new attribute credential; the device
+    /// still answers.
+    CredentialChanged,
+}
+
+impl NoticeKind {
+    /// Whether the device's stream ends after it.
+    pub fn ends_stream(self) -> bool {
+        !matches!(self, Self::CredentialChanged)
+    }
+}
+
+/// How the customer can undo a change: see `zkid.v1.RevertOffer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevertOffer {
+    /// The change.
+    pub change: ChangeId,
+    /// The challenge the revert proof answers.
+    pub challenge: [u8; 32],
+    /// The end of the window.
+    pub until: Timestamp,
+}
+
+impl RevertOffer {
+    fn of(change: &CredentialChange) -> Self {
+        Self {
+            change: change.id.clone(),
+            challenge: change.challenge,
+            until: change.revert_until,
+        }
+    }
+
+    fn notice_kind(change: &CredentialChange) -> NoticeKind {
+        match change.kind {
+            super::model::ChangeKind::Reenrollment => NoticeKind::Replaced,
+            super::model::ChangeKind::Revocation => NoticeKind::Revoked,
+            super::model::ChangeKind::Attributes => NoticeKind::CredentialChanged,
+        }
+    }
 }
 
 /// An event on a device's push stream.
@@ -149,12 +200,15 @@ pub enum DeviceUpdate {
         /// Its final state.
         state: SessionState,
     },
-    /// The device's enrollment changed; the stream ends after this.
+    /// The device's enrollment or the customer's credential changed; the
+    /// stream ends after this if [`NoticeKind::ends_stream`].
     Notice {
         /// What.
         kind: NoticeKind,
         /// When.
         at: Timestamp,
+        /// How to undo it, while that is possible.
+        revert: Option<RevertOffer>,
     },
 }
 
@@ -162,7 +216,7 @@ pub enum DeviceUpdate {
 enum DeviceSignal {
     Request(SessionId),
     Closed(SessionId, SessionState),
-    Notice(NoticeKind, Timestamp),
+    Notice(NoticeKind, Timestamp, Option<RevertOffer>),
 }
 
 /// The service's use cases. Cheap to share behind an `Arc`.
@@ -369,6 +423,7 @@ impl Engine {
         } else {
             "attributes=kept".into()
         };
+        let revert = self.revert_terms(now);
         let existing_customer = self
             .store
             .register_customer(
@@ -378,10 +433,12 @@ impl Engine {
                     attributes,
                     code: record,
                     at: now,
+                    revert: revert.clone(),
                 },
                 self.audit(std::slice::from_ref(&event)),
             )
             .await?;
+        self.announce_change(&revert.id).await?;
         tracing::info!(tenant = %caller.tenant, existing_customer, "customer registered");
         Ok(Registration {
             code,
@@ -441,6 +498,7 @@ impl Engine {
         };
         let mut event = Self::event(caller, "device.enroll", &customer_ref, "enrolled");
         event.detail = format!("device={device_id}");
+        let revert = self.revert_terms(now);
         let replaced = self
             .store
             .enroll_device(
@@ -449,14 +507,17 @@ impl Engine {
                     device,
                     credential,
                     at: now,
+                    revert: revert.clone(),
                 },
                 self.audit(std::slice::from_ref(&event)),
             )
             .await?
             .ok_or(DomainError::Unauthenticated("enrollment code already used"))?;
-        for old in &replaced {
-            self.devices
-                .publish(old, DeviceSignal::Notice(NoticeKind::Replaced, now));
+        if !self.announce_change(&revert.id).await? {
+            for old in &replaced {
+                self.devices
+                    .publish(old, DeviceSignal::Notice(NoticeKind::Replaced, now, None));
+            }
         }
         let organization = self.organization(&caller.tenant).await?;
         tracing::info!(tenant = %caller.tenant, device = %device_id, replaced = replaced.len(), "device enrolled");
@@ -493,21 +554,53 @@ impl Engine {
         }
         let mut event = Self::event(caller, "device.revoke", customer_ref, "revoked");
         event.detail = format!("device={device}");
+        let now = Timestamp::now();
+        let revert = self.revert_terms(now);
         let at = self
             .store
             .revoke_device(
                 &caller.tenant,
                 customer_ref,
                 device,
-                Timestamp::now(),
+                now,
+                &revert,
                 self.audit(std::slice::from_ref(&event)),
             )
             .await?
             .ok_or(DomainError::NotFound("device"))?;
-        self.devices
-            .publish(device, DeviceSignal::Notice(NoticeKind::Revoked, at));
+        if !self.announce_change(&revert.id).await? {
+            self.devices
+                .publish(device, DeviceSignal::Notice(NoticeKind::Revoked, at, None));
+        }
         tracing::info!(tenant = %caller.tenant, device = %device, "device revoked");
         Ok(at)
+    }
+
+    fn revert_terms(&self, at: Timestamp) -> RevertTerms {
+        RevertTerms {
+            id: ChangeId::random(),
+            challenge: secrets::random_challenge(),
+            until: at.plus(self.settings.change_revert_window),
+        }
+    }
+
+    /// Tells the device that was active before change `id` (if the store
+    /// recorded one under that id) how to undo it. Returns whether there
+    /// was a change.
+    async fn announce_change(&self, id: &ChangeId) -> Result<bool, DomainError> {
+        let Some(change) = self.store.change(id).await? else {
+            return Ok(false);
+        };
+        self.devices.publish(
+            &change.earlier_device,
+            DeviceSignal::Notice(
+                RevertOffer::notice_kind(&change),
+                change.at,
+                Some(RevertOffer::of(&change)),
+            ),
+        );
+        tracing::info!(tenant = %change.tenant, change = %change.id, kind = change.kind.as_str(), "credential change recorded; earlier device told");
+        Ok(true)
     }
 
     async fn organization(&self, tenant: &TenantId) -> Result<String, DomainError> {
@@ -532,19 +625,26 @@ impl Engine {
     /// # Errors
     /// PermissionDenied for a non-agent; InvalidArgument for an unknown
     /// operation; NotFound for an unknown customer; FailedPrecondition if
-    /// the customer has no active device; ResourceExhausted if the agent
-    /// credential started too many sessions in the last minute.
+    /// the customer has no active device, or does not meet a level-3
+    /// operation's conditions now (the agent is not told which: the audit
+    /// log is), or `step_up_from` cannot be stepped up from;
+    /// ResourceExhausted if the agent credential started too many sessions
+    /// in the last minute.
+    ///
+    /// With `step_up_from`, the session asks only for what that PASSED
+    /// session did not establish, and passes at once if nothing is missing.
     pub async fn start_verification(
         &self,
         caller: &Caller,
         customer_ref: CustomerRef,
         operation: &str,
         account_ref: Option<AccountRef>,
+        step_up_from: Option<SessionId>,
     ) -> Result<Session, DomainError> {
         require(caller, Role::Agent, Scope::Full)?;
         let operation = self
             .catalog
-            .operation(operation)
+            .operation(&caller.tenant, operation)
             .ok_or(DomainError::InvalidArgument("unknown operation"))?;
         let customer = self
             .store
@@ -570,6 +670,43 @@ impl Engine {
                 "too many verifications started with this credential; retry in a minute",
             ));
         }
+        let (circuits, step_up_of) = match step_up_from {
+            None => (operation.circuits.clone(), None),
+            Some(earlier) => {
+                let earlier = self
+                    .step_up_base(caller, &earlier, &customer_ref, &device, now)
+                    .await?;
+                let earlier_operation = self
+                    .catalog
+                    .operation(&caller.tenant, &earlier.operation)
+                    .ok_or(DomainError::FailedPrecondition(
+                        "the earlier session's operation is no longer in the policy",
+                    ))?;
+                let missing = policy::missing(
+                    &operation.requirements,
+                    account_ref.as_ref(),
+                    &Established {
+                        requirements: &earlier_operation.requirements,
+                        account: earlier.account_ref.as_ref(),
+                    },
+                );
+                (policy::circuits_for(&missing), Some(earlier.id))
+            }
+        };
+        if let Some(reason) = self
+            .level3_shortfall(operation, &customer, &device, now)
+            .await?
+        {
+            let mut event = Self::event(caller, "session.refused", &customer_ref, "refused");
+            event.detail = format!("operation={} reason={reason}", operation.name);
+            self.store
+                .append_audit(self.audit(std::slice::from_ref(&event)))
+                .await?;
+            tracing::info!(tenant = %caller.tenant, operation = %operation.name, "level-3 operation refused by policy");
+            return Err(DomainError::FailedPrecondition(
+                "the customer does not meet this operation's assurance policy at present",
+            ));
+        }
         let mut session = Session {
             id: SessionId::random(),
             tenant: caller.tenant.clone(),
@@ -580,13 +717,14 @@ impl Engine {
             operation: operation.name.clone(),
             required_level: operation.level,
             level_reached: AssuranceLevel::None,
-            circuits: operation.circuits.clone(),
+            circuits,
             challenge: secrets::random_challenge(),
             binding_code: secrets::binding_code(),
             state: SessionState::Pending,
             created_at: now,
             expires_at: now.plus(self.settings.session_ttl),
             resolved_at: None,
+            step_up_of,
         };
         // Refuse at once what could never pass (no credential, no account
         // reference), instead of pushing an unanswerable request.
@@ -612,6 +750,19 @@ impl Engine {
             tracing::info!(tenant = %caller.tenant, session = %session.id, "verification refused: locked");
             return Ok(session);
         }
+        if session.circuits.is_empty() {
+            // A step-up whose earlier session already established all the
+            // operation requires: that proof, minutes old, answers it.
+            session.state = SessionState::Passed;
+            session.level_reached = session.required_level;
+            session.resolved_at = Some(now);
+            let event = self.start_event(caller, &session, now);
+            self.store
+                .insert_session(&session, self.audit(std::slice::from_ref(&event)))
+                .await?;
+            tracing::info!(tenant = %caller.tenant, session = %session.id, "step-up passed on the earlier session's proof");
+            return Ok(session);
+        }
         let event = self.start_event(caller, &session, now);
         self.store
             .insert_session(&session, self.audit(std::slice::from_ref(&event)))
@@ -628,13 +779,106 @@ impl Engine {
             "session.start",
             session,
             session.state.as_str(),
-            format!(
-                "operation={} circuits={}",
-                session.operation,
-                session.circuits.join(",")
-            ),
+            match &session.step_up_of {
+                None => format!(
+                    "operation={} circuits={}",
+                    session.operation,
+                    session.circuits.join(",")
+                ),
+                Some(earlier) => format!(
+                    "operation={} circuits={} step_up_of={earlier}",
+                    session.operation,
+                    session.circuits.join(",")
+                ),
+            },
             at,
         )
+    }
+
+    /// The PASSED session a step-up builds on, if it may.
+    async fn step_up_base(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+        customer_ref: &CustomerRef,
+        device: &Device,
+        now: Timestamp,
+    ) -> Result<Session, DomainError> {
+        let earlier = self
+            .store
+            .session(id)
+            .await?
+            .filter(|s| s.tenant == caller.tenant)
+            .ok_or(DomainError::NotFound("step_up_from session"))?;
+        // The step-up continues one call: the agent who verified.
+        if earlier.agent_credential != caller.credential {
+            return Err(DomainError::PermissionDenied(
+                "step_up_from must be a session started with this credential",
+            ));
+        }
+        if &earlier.customer_ref != customer_ref {
+            return Err(DomainError::InvalidArgument(
+                "step_up_from is a session of another customer",
+            ));
+        }
+        if earlier.state != SessionState::Passed {
+            return Err(DomainError::FailedPrecondition(
+                "step_up_from must be a PASSED session",
+            ));
+        }
+        let resolved = earlier.resolved_at.unwrap_or(earlier.created_at);
+        if resolved.plus(self.settings.step_up_window) <= now {
+            return Err(DomainError::FailedPrecondition(
+                "the step_up_from session is too old; start a new verification",
+            ));
+        }
+        if earlier.device != device.id {
+            return Err(DomainError::FailedPrecondition(
+                "the customer's device changed since the step_up_from session",
+            ));
+        }
+        Ok(earlier)
+    }
+
+    /// Why `operation`'s level-3 conditions do not hold now (for the audit
+    /// log only), or `None` if they hold or it has none.
+    async fn level3_shortfall(
+        &self,
+        operation: &Operation,
+        customer: &Customer,
+        device: &Device,
+        now: Timestamp,
+    ) -> Result<Option<&'static str>, DomainError> {
+        let Some(conditions) = operation.level3 else {
+            return Ok(None);
+        };
+        let before = |period: Duration| {
+            let millis = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
+            Timestamp(now.0.saturating_sub(millis))
+        };
+        let Some(issued) = customer.attributes_at else {
+            return Ok(Some("no attribute credential"));
+        };
+        if issued > before(conditions.credential_min_age) {
+            return Ok(Some("attribute credential younger than the minimum age"));
+        }
+        let quiet_since = before(conditions.no_change_within);
+        if device.enrolled_at > quiet_since {
+            return Ok(Some("device enrolled within the quiet period"));
+        }
+        if let Some(change) = self
+            .store
+            .latest_change(&customer.tenant, &customer.customer_ref)
+            .await?
+        {
+            if change.revert_until > now {
+                return Ok(Some("a credential change is still revertible"));
+            }
+            if change.at > quiet_since {
+                return Ok(Some("credential change within the quiet period"));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a new session must resolve LOCKED: its customer is locked
@@ -900,7 +1144,7 @@ impl Engine {
             .collect::<Result<Vec<_>, DomainError>>()?;
         let operation_display = self
             .catalog
-            .operation(&session.operation)
+            .operation(&session.tenant, &session.operation)
             .map_or_else(|| session.operation.clone(), |op| op.display_name.clone());
         let binding_message = format!(
             "{organization} asks you to confirm: {operation_display}. Code {}.",
@@ -953,10 +1197,37 @@ impl Engine {
                 DeviceStatus::Replaced => Some(NoticeKind::Replaced),
                 DeviceStatus::Revoked => Some(NoticeKind::Revoked),
             };
+            let open_changes = match engine
+                .store
+                .open_changes_for_device(&device.id, Timestamp::now())
+                .await
+            {
+                Ok(changes) => changes,
+                Err(error) => {
+                    let _ = tx.send(Err(error.into())).await;
+                    return;
+                }
+            };
             if let Some(kind) = notice {
                 let at = device.changed_at.unwrap_or(device.enrolled_at);
-                let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
+                let revert = open_changes
+                    .iter()
+                    .rev()
+                    .find(|c| RevertOffer::notice_kind(c) == kind)
+                    .map(RevertOffer::of);
+                let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at, revert })).await;
                 return;
+            }
+            // An active device still hears of credential changes it can undo.
+            for change in &open_changes {
+                let update = DeviceUpdate::Notice {
+                    kind: RevertOffer::notice_kind(change),
+                    at: change.at,
+                    revert: Some(RevertOffer::of(change)),
+                };
+                if tx.send(Ok(update)).await.is_err() {
+                    return;
+                }
             }
             // The resync on connect and the signal for a session created
             // meanwhile can both name the same session: a phone must see
@@ -1005,9 +1276,12 @@ impl Engine {
                     Ok(DeviceSignal::Closed(session, state)) => {
                         Ok(DeviceUpdate::Closed { session, state })
                     }
-                    Ok(DeviceSignal::Notice(kind, at)) => {
-                        let _ = tx.send(Ok(DeviceUpdate::Notice { kind, at })).await;
-                        return;
+                    Ok(DeviceSignal::Notice(kind, at, revert)) => {
+                        let update = DeviceUpdate::Notice { kind, at, revert };
+                        if tx.send(Ok(update)).await.is_err() || kind.ends_stream() {
+                            return;
+                        }
+                        continue;
                     }
                     Ok(DeviceSignal::Request(id)) if pushed.contains(&id) => continue,
                     Ok(DeviceSignal::Request(id)) => match engine.store.session(&id).await {
@@ -1190,6 +1464,156 @@ impl Engine {
                 Ok(session)
             }
             None => Err(self.why_not_pending(id).await),
+        }
+    }
+
+    /// Undoes an enrollment or credential change, for whoever proves the
+    /// PIN and device secret of the device that was active before it
+    /// (pin-knowledge, for that device's commitment and the change's
+    /// one-time challenge). Needs no credential: a revoked device has
+    /// none, and the proof is a stronger one.
+    ///
+    /// # Errors
+    /// InvalidArgument / MalformedProof for a malformed proof or a proof
+    /// under another key; NotFound for an unknown change;
+    /// FailedPrecondition if it can no longer be reverted (see
+    /// [`RevertOutcome::NotRevertible`]); Unauthenticated if the proof is
+    /// rejected (counted: after five, the change stays).
+    pub async fn revert_change(
+        &self,
+        id: &ChangeId,
+        proof: SubmittedProof,
+    ) -> Result<CredentialChange, DomainError> {
+        let change = self
+            .store
+            .change(id)
+            .await?
+            .ok_or(DomainError::NotFound("change"))?;
+        let now = Timestamp::now();
+        if change.reverted_at.is_some() {
+            return Err(DomainError::FailedPrecondition(
+                "the change was already reverted",
+            ));
+        }
+        if change.revert_until <= now {
+            return Err(DomainError::FailedPrecondition(
+                "the change's revert window has closed",
+            ));
+        }
+        if change.failed_attempts >= MAX_FAILED_REVERTS {
+            return Err(DomainError::FailedPrecondition(
+                "too many rejected revert proofs for this change",
+            ));
+        }
+        let device = self
+            .store
+            .device(&change.earlier_device)
+            .await?
+            .ok_or_else(|| DomainError::Internal("change of a missing device".into()))?;
+        let customer = self
+            .store
+            .customer(&change.tenant, &change.customer_ref)
+            .await?
+            .ok_or_else(|| DomainError::Internal("change of a missing customer".into()))?;
+        let entry = self
+            .catalog
+            .circuits()
+            .find(|c| c.statement == Statement::PinKnowledge)
+            .ok_or_else(|| DomainError::Internal("no pin-knowledge key loaded".into()))?;
+        if proof.key_id.as_slice() != entry.key_id.0.as_slice() {
+            return Err(DomainError::MalformedProof {
+                index: 0,
+                reason: "a revert is proven with the pin-knowledge key".into(),
+            });
+        }
+        if proof.proof.len() != PROOF_LEN {
+            return Err(DomainError::MalformedProof {
+                index: 0,
+                reason: format!("a proof is {PROOF_LEN} bytes, got {}", proof.proof.len()),
+            });
+        }
+        let public_inputs = entry.statement.public_inputs(&StatementContext {
+            challenge: &change.challenge,
+            device: &device,
+            customer: &customer,
+            account: None,
+        })?;
+        let verdicts = self
+            .proofs
+            .verify(vec![ProofItem {
+                key_id: entry.key_id,
+                proof: proof.proof,
+                public_inputs,
+            }])
+            .await?;
+        let verdict = verdicts
+            .into_iter()
+            .next()
+            .ok_or_else(|| DomainError::Internal("no verdict for the revert proof".into()))?;
+        let event = |outcome: &str, detail: String| AuditEvent {
+            tenant: change.tenant.to_string(),
+            actor_id: device.id.to_string(),
+            actor_role: Role::Device.to_string(),
+            action: "change.revert".into(),
+            customer_ref: change.customer_ref.to_string(),
+            session_id: String::new(),
+            outcome: outcome.into(),
+            detail,
+            at: now,
+        };
+        match verdict {
+            Verdict::Rejected(rejection) if rejection.is_malformed() => {
+                Err(DomainError::MalformedProof {
+                    index: 0,
+                    reason: rejection.to_string(),
+                })
+            }
+            Verdict::Rejected(_) => {
+                let rejected = event(
+                    "rejected",
+                    format!("change={} kind={}", change.id, change.kind.as_str()),
+                );
+                self.store
+                    .count_failed_revert(&change.id, self.audit(std::slice::from_ref(&rejected)))
+                    .await?;
+                tracing::warn!(tenant = %change.tenant, change = %change.id, "revert proof rejected");
+                Err(DomainError::Unauthenticated(
+                    "the proof does not answer this change's challenge for the earlier device",
+                ))
+            }
+            Verdict::Accepted => {
+                let reverted = event(
+                    "reverted",
+                    format!(
+                        "change={} kind={} key={}",
+                        change.id,
+                        change.kind.as_str(),
+                        hex::encode(entry.key_id.0)
+                    ),
+                );
+                match self
+                    .store
+                    .revert_change(
+                        &change.id,
+                        now,
+                        MAX_FAILED_REVERTS,
+                        self.audit(std::slice::from_ref(&reverted)),
+                    )
+                    .await?
+                {
+                    RevertOutcome::Reverted(change) => {
+                        if let Some(new_device) = &change.new_device {
+                            self.devices.publish(
+                                new_device,
+                                DeviceSignal::Notice(NoticeKind::Revoked, now, None),
+                            );
+                        }
+                        tracing::warn!(tenant = %change.tenant, change = %change.id, kind = change.kind.as_str(), "customer reverted a credential change");
+                        Ok(*change)
+                    }
+                    RevertOutcome::NotRevertible(why) => Err(DomainError::FailedPrecondition(why)),
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@ mod engine;
 mod hub;
 pub mod keyring;
 pub mod model;
+pub mod policy;
 mod proofs;
 pub mod secrets;
 mod store;
@@ -19,7 +20,9 @@ pub use engine::{
     Requirement, SubmittedProof,
 };
 pub use proofs::ProofChecker;
-pub use store::{AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError};
+pub use store::{
+    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
+};
 
 /// Completes once `stop` turns true (or its sender is gone). The guard
 /// `wait_for` returns is dropped here, so callers' futures stay `Send`.

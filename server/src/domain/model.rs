@@ -118,6 +118,19 @@ fn prefixed_hex(text: &str, prefix: &str, digits: usize) -> bool {
     })
 }
 
+string_id!(
+    /// An enrollment or credential change: `c_` and 24 hex digits.
+    ChangeId,
+    "change_id",
+    |t| prefixed_hex(t, "c_", 24)
+);
+
+impl ChangeId {
+    pub(crate) fn random() -> Self {
+        Self(format!("c_{}", super::secrets::random_hex(12)))
+    }
+}
+
 impl SessionId {
     pub(crate) fn random() -> Self {
         Self(format!("s_{}", super::secrets::random_hex(16)))
@@ -287,6 +300,105 @@ pub struct Customer {
     pub customer_ref: CustomerRef,
     /// Attribute commitment, once issued.
     pub attributes: Option<AttributeCommitment>,
+    /// When the current attribute commitment was registered.
+    pub attributes_at: Option<Timestamp>,
+}
+
+/// What changed about a customer's enrollment or credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new device replaced the earlier one.
+    Reenrollment,
+    /// The organization revoked the device.
+    Revocation,
+    /// The organization registered a new attribute commitment.
+    Attributes,
+}
+
+impl ChangeKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reenrollment => "reenrollment",
+            Self::Revocation => "revocation",
+            Self::Attributes => "attributes",
+        }
+    }
+
+    /// From the stored text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "reenrollment" => Some(Self::Reenrollment),
+            "revocation" => Some(Self::Revocation),
+            "attributes" => Some(Self::Attributes),
+            _ => None,
+        }
+    }
+}
+
+/// The terms under which a change can be reverted, chosen by the engine
+/// and stored with the change if the store finds one happened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RevertTerms {
+    /// The change's id.
+    pub id: ChangeId,
+    /// The one-time challenge the revert proof answers.
+    pub challenge: [u8; 32],
+    /// The end of the revert window.
+    pub until: Timestamp,
+}
+
+impl fmt::Debug for RevertTerms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevertTerms")
+            .field("id", &self.id)
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A recorded change, revertible by the earlier device within its window.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialChange {
+    /// Id.
+    pub id: ChangeId,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The customer.
+    pub customer_ref: CustomerRef,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// When.
+    pub at: Timestamp,
+    /// End of the revert window.
+    pub revert_until: Timestamp,
+    /// The device active before the change: its proof reverts it.
+    pub earlier_device: DeviceId,
+    /// The device enrolled by the change (re-enrollment).
+    pub new_device: Option<DeviceId>,
+    /// The attribute commitment before the change (attributes).
+    pub earlier_attributes: Option<AttributeCommitment>,
+    /// When that commitment had been registered.
+    pub earlier_attributes_at: Option<Timestamp>,
+    /// The revert proof's challenge.
+    pub challenge: [u8; 32],
+    /// Revert proofs rejected so far.
+    pub failed_attempts: u32,
+    /// When it was reverted.
+    pub reverted_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for CredentialChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialChange")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
+            .field("at", &self.at)
+            .field("revert_until", &self.revert_until)
+            .field("reverted_at", &self.reverted_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A device's standing.
@@ -457,6 +569,8 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// Resolution.
     pub resolved_at: Option<Timestamp>,
+    /// The PASSED session this one steps up from.
+    pub step_up_of: Option<SessionId>,
 }
 
 impl fmt::Debug for Session {

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::audit::{AuditEvent, AuditRecord, TreeHead};
 use super::keyring::KeyRing;
 use super::model::{
-    AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId,
-    FraudEvent, LockoutState, Resolution, Resolved, Session, SessionId, Tenant, TenantId,
-    Timestamp,
+    AttributeCommitment, ChangeId, CredentialChange, CredentialId, CredentialRecord, Customer,
+    CustomerRef, Device, DeviceId, FraudEvent, LockoutState, Resolution, Resolved, RevertTerms,
+    Session, SessionId, Tenant, TenantId, Timestamp,
 };
 
 /// Storage failures.
@@ -37,6 +37,9 @@ pub struct CustomerRegistration {
     pub code: CredentialRecord,
     /// Now.
     pub at: Timestamp,
+    /// Terms of the change recorded if this replaces an issued attribute
+    /// commitment while the customer has an active device.
+    pub revert: RevertTerms,
 }
 
 /// Enrolling a device with an enrollment code.
@@ -50,6 +53,18 @@ pub struct DeviceEnrollment {
     pub credential: CredentialRecord,
     /// Now.
     pub at: Timestamp,
+    /// Terms of the change recorded if this replaces an active device.
+    pub revert: RevertTerms,
+}
+
+/// What [`Store::revert_change`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevertOutcome {
+    /// Restored what the change replaced.
+    Reverted(Box<CredentialChange>),
+    /// Already reverted, its window closed, a later change exists, or
+    /// restoring would conflict with the customer's current devices.
+    NotRevertible(&'static str),
 }
 
 /// Audit events to append in the same transaction as the change they
@@ -127,13 +142,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Device>, StoreError>;
     /// Revokes a device and its credential. Returns when it was revoked
     /// (earlier if it already was), or `None` if the tenant has no such
-    /// device for that customer.
+    /// device for that customer. Revoking the active device records a
+    /// change under `revert`.
     async fn revoke_device(
         &self,
         tenant: &TenantId,
         customer_ref: &CustomerRef,
         device: &DeviceId,
         at: Timestamp,
+        revert: &RevertTerms,
         audit: AuditAppend<'_>,
     ) -> Result<Option<Timestamp>, StoreError>;
 
@@ -226,6 +243,48 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// A recorded enrollment or credential change.
+    async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError>;
+    /// The customer's latest change.
+    async fn latest_change(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<CredentialChange>, StoreError>;
+    /// Changes not reverted whose window is open at `now` and whose earlier
+    /// device is `device`: what that device should be told about.
+    async fn open_changes_for_device(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<Vec<CredentialChange>, StoreError>;
+    /// Counts a rejected revert proof, with its audit record.
+    async fn count_failed_revert(
+        &self,
+        id: &ChangeId,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
+    /// In one transaction, if the change is still revertible at `at` (not
+    /// reverted, window open, fewer than `max_failed` rejected attempts,
+    /// the customer's latest change): restores what it replaced, marks it
+    /// reverted, appends the audit records.
+    async fn revert_change(
+        &self,
+        id: &ChangeId,
+        at: Timestamp,
+        max_failed: u32,
+        audit: AuditAppend<'_>,
+    ) -> Result<RevertOutcome, StoreError>;
+    /// Lifts a customer's lock and failure count at once (an administrator's
+    /// decision), with its audit record. Returns whether there was
+    /// anything to lift.
+    async fn lift_lockout(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
+
     /// Stores a signed tree head (once per size).
     async fn insert_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;
     /// The signed tree heads, by size.

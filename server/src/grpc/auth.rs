@@ -46,6 +46,8 @@ pub(crate) fn access(path: &str) -> Access {
     match path {
         // Public keys are public; they check verdicts offline.
         "/zkid.v1.Keys/GetSigningKeys" => Access::Public,
+        // The proof is the credential: a revoked device has none left.
+        "/zkid.v1.Device/RevertChange" => Access::Public,
         "/zkid.v1.Enrollment/RegisterCustomer" | "/zkid.v1.Enrollment/RevokeDevice" => ENROLLER,
         "/zkid.v1.Enrollment/EnrollDevice" => Access::Only(Role::Device, Scope::Enrollment),
         "/zkid.v1.Verification/StartVerification"
@@ -179,7 +181,10 @@ mod tests {
             for service in &file.service {
                 for method in &service.method {
                     let path = format!("/zkid.v1.{}/{}", service.name(), method.name());
-                    let public = path == "/zkid.v1.Keys/GetSigningKeys";
+                    let public = matches!(
+                        path.as_str(),
+                        "/zkid.v1.Keys/GetSigningKeys" | "/zkid.v1.Device/RevertChange"
+                    );
                     assert!(
                         public || matches!(access(&path), Access::Only(..)),
                         "{path} has no role"
@@ -188,7 +193,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 18);
+        assert_eq!(methods, 19);
         assert_eq!(
             access("/zkid.v1.Enrollment/EnrollDevice"),
             Access::Only(Role::Device, Scope::Enrollment)

@@ -100,12 +100,18 @@ pub(super) fn device_event(update: DeviceUpdate) -> pb::DeviceEvent {
             session_id: session.to_string(),
             state: state(s),
         }),
-        DeviceUpdate::Notice { kind, at } => Event::Notice(pb::DeviceNotice {
+        DeviceUpdate::Notice { kind, at, revert } => Event::Notice(pb::DeviceNotice {
             kind: (match kind {
                 NoticeKind::Replaced => pb::device_notice::Kind::Replaced,
                 NoticeKind::Revoked => pb::device_notice::Kind::Revoked,
+                NoticeKind::CredentialChanged => pb::device_notice::Kind::CredentialChanged,
             }) as i32,
             at: Some(timestamp(at)),
+            revert: revert.map(|offer| pb::RevertOffer {
+                change_id: offer.change.to_string(),
+                challenge: offer.challenge.to_vec(),
+                until: Some(timestamp(offer.until)),
+            }),
         }),
     };
     pb::DeviceEvent { event: Some(event) }

@@ -8,10 +8,14 @@ use zkid_proto::v1::{self as pb, device_server::Device};
 
 use super::{
     caller,
-    convert::{device_event, level, state},
+    convert::{device_event, level, state, timestamp},
     engine, Ready, KEY_CHUNK_BYTES,
 };
-use crate::domain::{catalog::ProvingKeyFile, model::SessionId, SubmittedProof};
+use crate::domain::{
+    catalog::ProvingKeyFile,
+    model::{ChangeId, SessionId},
+    SubmittedProof,
+};
 
 pub(crate) struct DeviceService {
     pub(crate) ready: Ready,
@@ -78,6 +82,29 @@ impl Device for DeviceService {
         let session = engine(&self.ready)?.decline(&caller, &id).await?;
         Ok(Response::new(pb::DeclineResponse {
             state: state(session.state),
+        }))
+    }
+
+    async fn revert_change(
+        &self,
+        request: Request<pb::RevertChangeRequest>,
+    ) -> Result<Response<pb::RevertChangeResponse>, Status> {
+        let message = request.into_inner();
+        let id = ChangeId::parse(&message.change_id)?;
+        let proof = message
+            .proof
+            .ok_or_else(|| Status::invalid_argument("a revert needs a proof"))?;
+        let change = engine(&self.ready)?
+            .revert_change(
+                &id,
+                SubmittedProof {
+                    key_id: proof.key_id,
+                    proof: proof.proof,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::RevertChangeResponse {
+            reverted_at: change.reverted_at.map(timestamp),
         }))
     }
 

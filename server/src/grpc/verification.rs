@@ -29,9 +29,20 @@ impl Verification for VerificationService {
             .as_deref()
             .map(AccountRef::parse)
             .transpose()?;
+        let step_up_from = message
+            .step_up_from
+            .as_deref()
+            .map(SessionId::parse)
+            .transpose()?;
         let engine = engine(&self.ready)?;
         let session = engine
-            .start_verification(&caller, customer_ref, &message.operation, account_ref)
+            .start_verification(
+                &caller,
+                customer_ref,
+                &message.operation,
+                account_ref,
+                step_up_from,
+            )
             .await?;
         Ok(Response::new(agent_view(
             &session,

@@ -14,11 +14,12 @@ use crate::domain::{
     audit::{self, AuditEvent, AuditRecord, TreeHead},
     keyring::KeyRing,
     model::{
-        AssuranceLevel, AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef,
-        Device, DeviceId, DeviceStatus, FraudEvent, LockoutState, Resolution, Resolved, Role,
-        Scope, Session, SessionId, SessionState, Tenant, TenantId, Timestamp,
+        AssuranceLevel, AttributeCommitment, ChangeId, ChangeKind, CredentialChange, CredentialId,
+        CredentialRecord, Customer, CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent,
+        LockoutState, Resolution, Resolved, RevertTerms, Role, Scope, Session, SessionId,
+        SessionState, Tenant, TenantId, Timestamp,
     },
-    AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
 };
 
 /// Starts a transaction that holds SQLite's write lock from the start, so
@@ -196,6 +197,92 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
         created_at: Timestamp(row.try_get("created_at").map_err(get)?),
         expires_at: Timestamp(row.try_get("expires_at").map_err(get)?),
         resolved_at: opt_ts(row.try_get("resolved_at").map_err(get)?),
+        step_up_of: row
+            .try_get::<Option<String>, _>("step_up_of")
+            .map_err(get)?
+            .map(|id| SessionId::parse(&id).map_err(|_| corrupt("step_up_of")))
+            .transpose()?,
+    })
+}
+
+/// A change to record, in the store's terms.
+struct ChangeRow<'a> {
+    tenant: &'a TenantId,
+    customer_ref: &'a CustomerRef,
+    kind: ChangeKind,
+    at: Timestamp,
+    earlier_device: &'a str,
+    new_device: Option<&'a str>,
+    earlier_commitment: Option<&'a [u8]>,
+    earlier_schema: Option<i64>,
+    earlier_attributes_at: Option<i64>,
+}
+
+async fn insert_change(
+    conn: &mut sqlx::SqliteConnection,
+    terms: &RevertTerms,
+    row: ChangeRow<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_changes (id, tenant_id, customer_ref, kind, at, revert_until, \
+           earlier_device, new_device, earlier_attribute_commitment, earlier_attribute_schema, \
+           earlier_attributes_at, challenge) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(terms.id.as_str())
+    .bind(row.tenant.as_str())
+    .bind(row.customer_ref.as_str())
+    .bind(row.kind.as_str())
+    .bind(row.at.0)
+    .bind(terms.until.0)
+    .bind(row.earlier_device)
+    .bind(row.new_device)
+    .bind(row.earlier_commitment)
+    .bind(row.earlier_schema)
+    .bind(row.earlier_attributes_at)
+    .bind(terms.challenge.as_slice())
+    .execute(conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn change_from(row: &SqliteRow) -> Result<CredentialChange, StoreError> {
+    let get = |e: sqlx::Error| backend(e);
+    let device = |column: &str| -> Result<Option<DeviceId>, StoreError> {
+        row.try_get::<Option<String>, _>(column)
+            .map_err(get)?
+            .map(|d| DeviceId::parse(&d).map_err(|_| corrupt("device id")))
+            .transpose()
+    };
+    let commitment: Option<Vec<u8>> = row.try_get("earlier_attribute_commitment").map_err(get)?;
+    let schema: Option<i64> = row.try_get("earlier_attribute_schema").map_err(get)?;
+    let earlier_attributes = match (commitment, schema) {
+        (Some(c), Some(s)) => Some(AttributeCommitment {
+            commitment: hash32(c, "attribute commitment")?,
+            schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
+        }),
+        _ => None,
+    };
+    Ok(CredentialChange {
+        id: ChangeId::parse(&row.try_get::<String, _>("id").map_err(get)?)
+            .map_err(|_| corrupt("change id"))?,
+        tenant: TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(get)?)
+            .map_err(|_| corrupt("tenant id"))?,
+        customer_ref: CustomerRef::parse(&row.try_get::<String, _>("customer_ref").map_err(get)?)
+            .map_err(|_| corrupt("customer_ref"))?,
+        kind: ChangeKind::parse(&row.try_get::<String, _>("kind").map_err(get)?)
+            .ok_or_else(|| corrupt("change kind"))?,
+        at: Timestamp(row.try_get("at").map_err(get)?),
+        revert_until: Timestamp(row.try_get("revert_until").map_err(get)?),
+        earlier_device: device("earlier_device")?.ok_or_else(|| corrupt("earlier device"))?,
+        new_device: device("new_device")?,
+        earlier_attributes,
+        earlier_attributes_at: opt_ts(row.try_get("earlier_attributes_at").map_err(get)?),
+        challenge: hash32(row.try_get("challenge").map_err(get)?, "challenge")?,
+        failed_attempts: u32::try_from(row.try_get::<i64, _>("failed_attempts").map_err(get)?)
+            .map_err(|_| corrupt("failed attempts"))?,
+        reverted_at: opt_ts(row.try_get("reverted_at").map_err(get)?),
     })
 }
 
@@ -444,14 +531,27 @@ impl Store for SqliteStore {
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        let existed =
-            sqlx::query("SELECT 1 FROM customers WHERE tenant_id = ? AND customer_ref = ?")
-                .bind(reg.tenant.as_str())
-                .bind(reg.customer_ref.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?
-                .is_some();
+        let earlier = sqlx::query(
+            "SELECT attribute_commitment, attribute_schema, attributes_at FROM customers \
+             WHERE tenant_id = ? AND customer_ref = ?",
+        )
+        .bind(reg.tenant.as_str())
+        .bind(reg.customer_ref.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let existed = earlier.is_some();
+        let (earlier_commitment, earlier_schema, earlier_at) = match &earlier {
+            Some(row) => (
+                row.try_get::<Option<Vec<u8>>, _>("attribute_commitment")
+                    .map_err(backend)?,
+                row.try_get::<Option<i64>, _>("attribute_schema")
+                    .map_err(backend)?,
+                row.try_get::<Option<i64>, _>("attributes_at")
+                    .map_err(backend)?,
+            ),
+            None => (None, None, None),
+        };
         let (commitment, schema) = match &reg.attributes {
             Some(a) => (
                 Some(a.commitment.to_vec()),
@@ -459,12 +559,15 @@ impl Store for SqliteStore {
             ),
             None => (None, None),
         };
+        let attributes_changed =
+            commitment.is_some() && (commitment != earlier_commitment || schema != earlier_schema);
         sqlx::query(
-            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at, attributes_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
                attribute_commitment = COALESCE(excluded.attribute_commitment, customers.attribute_commitment), \
                attribute_schema = COALESCE(excluded.attribute_schema, customers.attribute_schema), \
+               attributes_at = COALESCE(excluded.attributes_at, customers.attributes_at), \
                updated_at = excluded.updated_at",
         )
         .bind(reg.tenant.as_str())
@@ -473,9 +576,41 @@ impl Store for SqliteStore {
         .bind(schema)
         .bind(reg.at.0)
         .bind(reg.at.0)
+        .bind(attributes_changed.then_some(reg.at.0))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        // Replacing an issued credential is a change the customer can
+        // revert with the phone they hold; a first issue is not.
+        if attributes_changed && earlier_commitment.is_some() {
+            let active: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM devices WHERE tenant_id = ? AND customer_ref = ? AND status = 'active' \
+                 ORDER BY enrolled_at DESC LIMIT 1",
+            )
+            .bind(reg.tenant.as_str())
+            .bind(reg.customer_ref.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some(active) = active {
+                insert_change(
+                    &mut tx,
+                    &reg.revert,
+                    ChangeRow {
+                        tenant: &reg.tenant,
+                        customer_ref: &reg.customer_ref,
+                        kind: ChangeKind::Attributes,
+                        at: reg.at,
+                        earlier_device: &active,
+                        new_device: None,
+                        earlier_commitment: earlier_commitment.as_deref(),
+                        earlier_schema,
+                        earlier_attributes_at: earlier_at,
+                    },
+                )
+                .await?;
+            }
+        }
         sqlx::query(
             "UPDATE credentials SET revoked_at = ? \
              WHERE tenant_id = ? AND customer_ref = ? AND scope = 'enrollment' \
@@ -502,7 +637,7 @@ impl Store for SqliteStore {
         customer_ref: &CustomerRef,
     ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(
-            "SELECT attribute_commitment, attribute_schema FROM customers \
+            "SELECT attribute_commitment, attribute_schema, attributes_at FROM customers \
              WHERE tenant_id = ? AND customer_ref = ?",
         )
         .bind(tenant.as_str())
@@ -521,10 +656,12 @@ impl Store for SqliteStore {
                 }),
                 _ => None,
             };
+            let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
             Ok(Customer {
                 tenant: tenant.clone(),
                 customer_ref: customer_ref.clone(),
                 attributes,
+                attributes_at: opt_ts(attributes_at),
             })
         })
         .transpose()
@@ -581,6 +718,24 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if let Some(earlier) = replaced.first() {
+            insert_change(
+                &mut tx,
+                &enrollment.revert,
+                ChangeRow {
+                    tenant: &device.tenant,
+                    customer_ref: &device.customer_ref,
+                    kind: ChangeKind::Reenrollment,
+                    at: enrollment.at,
+                    earlier_device: earlier,
+                    new_device: Some(device.id.as_str()),
+                    earlier_commitment: None,
+                    earlier_schema: None,
+                    earlier_attributes_at: None,
+                },
+            )
+            .await?;
+        }
         append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)?;
         replaced
@@ -626,6 +781,7 @@ impl Store for SqliteStore {
         customer_ref: &CustomerRef,
         device: &DeviceId,
         at: Timestamp,
+        revert: &RevertTerms,
         audit: AuditAppend<'_>,
     ) -> Result<Option<Timestamp>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
@@ -660,6 +816,27 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        // Revoking the active device takes the customer's factor away: a
+        // change they can revert if it was not theirs. A replaced device
+        // answered nothing any more.
+        if status == DeviceStatus::Active.as_str() {
+            insert_change(
+                &mut tx,
+                revert,
+                ChangeRow {
+                    tenant,
+                    customer_ref,
+                    kind: ChangeKind::Revocation,
+                    at,
+                    earlier_device: device.as_str(),
+                    new_device: None,
+                    earlier_commitment: None,
+                    earlier_schema: None,
+                    earlier_attributes_at: None,
+                },
+            )
+            .await?;
+        }
         append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(at))
@@ -670,8 +847,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
                operation, required_level, level_reached, circuits, challenge, binding_code, state, \
-               created_at, expires_at, resolved_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               created_at, expires_at, resolved_at, step_up_of) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.tenant.as_str())
@@ -689,6 +866,7 @@ impl Store for SqliteStore {
         .bind(s.created_at.0)
         .bind(s.expires_at.0)
         .bind(s.resolved_at.map(|t| t.0))
+        .bind(s.step_up_of.as_ref().map(|id| id.as_str()))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -860,6 +1038,251 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(backend)?;
         Ok(cleared)
+    }
+
+    async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError> {
+        sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(change_from)
+            .transpose()
+    }
+
+    async fn latest_change(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+    ) -> Result<Option<CredentialChange>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM credential_changes WHERE tenant_id = ? AND customer_ref = ? \
+             ORDER BY at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(change_from)
+        .transpose()
+    }
+
+    async fn open_changes_for_device(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<Vec<CredentialChange>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM credential_changes \
+             WHERE earlier_device = ? AND reverted_at IS NULL AND revert_until > ? \
+             ORDER BY at, rowid",
+        )
+        .bind(device.as_str())
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(change_from)
+        .collect()
+    }
+
+    async fn count_failed_revert(
+        &self,
+        id: &ChangeId,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        sqlx::query(
+            "UPDATE credential_changes SET failed_attempts = failed_attempts + 1 WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn revert_change(
+        &self,
+        id: &ChangeId,
+        at: Timestamp,
+        max_failed: u32,
+        audit: AuditAppend<'_>,
+    ) -> Result<RevertOutcome, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let Some(change) = sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(change_from)
+            .transpose()?
+        else {
+            return Ok(RevertOutcome::NotRevertible("no such change"));
+        };
+        if change.reverted_at.is_some() {
+            return Ok(RevertOutcome::NotRevertible(
+                "the change was already reverted",
+            ));
+        }
+        if change.revert_until <= at {
+            return Ok(RevertOutcome::NotRevertible(
+                "the change's revert window has closed",
+            ));
+        }
+        if change.failed_attempts >= max_failed {
+            return Ok(RevertOutcome::NotRevertible(
+                "too many rejected revert proofs for this change",
+            ));
+        }
+        let latest: String = sqlx::query_scalar(
+            "SELECT id FROM credential_changes WHERE tenant_id = ? AND customer_ref = ? \
+             ORDER BY at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(change.tenant.as_str())
+        .bind(change.customer_ref.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if latest != change.id.as_str() {
+            return Ok(RevertOutcome::NotRevertible(
+                "a later change must be reverted first",
+            ));
+        }
+        let earlier = change.earlier_device.as_str();
+        match change.kind {
+            ChangeKind::Reenrollment => {
+                let new_device = change
+                    .new_device
+                    .as_ref()
+                    .ok_or_else(|| corrupt("re-enrollment without new device"))?;
+                let revoked: Vec<String> = sqlx::query_scalar(
+                    "UPDATE devices SET status = 'revoked', changed_at = ? \
+                     WHERE id = ? AND status = 'active' RETURNING credential_id",
+                )
+                .bind(at.0)
+                .bind(new_device.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+                let Some(credential) = revoked.first() else {
+                    return Ok(RevertOutcome::NotRevertible(
+                        "the device enrolled by the change is no longer active",
+                    ));
+                };
+                sqlx::query(
+                    "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                )
+                .bind(at.0)
+                .bind(credential)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query(
+                    "UPDATE devices SET status = 'active', changed_at = NULL \
+                     WHERE id = ? AND status = 'replaced'",
+                )
+                .bind(earlier)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+            ChangeKind::Revocation => {
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM devices WHERE tenant_id = ? AND customer_ref = ? \
+                     AND status = 'active'",
+                )
+                .bind(change.tenant.as_str())
+                .bind(change.customer_ref.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if others > 0 {
+                    return Ok(RevertOutcome::NotRevertible(
+                        "the customer has enrolled another device since",
+                    ));
+                }
+                let credential: Option<String> = sqlx::query_scalar(
+                    "UPDATE devices SET status = 'active', changed_at = NULL \
+                     WHERE id = ? AND status = 'revoked' RETURNING credential_id",
+                )
+                .bind(earlier)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+                let Some(credential) = credential else {
+                    return Ok(RevertOutcome::NotRevertible("the device is not revoked"));
+                };
+                sqlx::query("UPDATE credentials SET revoked_at = NULL WHERE id = ?")
+                    .bind(credential)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            ChangeKind::Attributes => {
+                let earlier_attributes = change
+                    .earlier_attributes
+                    .as_ref()
+                    .ok_or_else(|| corrupt("attribute change without earlier commitment"))?;
+                sqlx::query(
+                    "UPDATE customers SET attribute_commitment = ?, attribute_schema = ?, \
+                       attributes_at = ?, updated_at = ? \
+                     WHERE tenant_id = ? AND customer_ref = ?",
+                )
+                .bind(earlier_attributes.commitment.as_slice())
+                .bind(i64::from(earlier_attributes.schema_version))
+                .bind(change.earlier_attributes_at.map(|t| t.0))
+                .bind(at.0)
+                .bind(change.tenant.as_str())
+                .bind(change.customer_ref.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+        sqlx::query("UPDATE credential_changes SET reverted_at = ? WHERE id = ?")
+            .bind(at.0)
+            .bind(change.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(RevertOutcome::Reverted(Box::new(CredentialChange {
+            reverted_at: Some(at),
+            ..change
+        })))
+    }
+
+    async fn lift_lockout(
+        &self,
+        tenant: &TenantId,
+        customer_ref: &CustomerRef,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        let lifted = sqlx::query(
+            "UPDATE lockouts SET locked_until = NULL, failures = 0 \
+             WHERE tenant_id = ? AND customer_ref = ? AND (locked_until IS NOT NULL OR failures > 0)",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_ref.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        if lifted {
+            append_audit_in(&mut tx, audit.events, audit.keys).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(lifted)
     }
 
     async fn append_audit(&self, audit: AuditAppend<'_>) -> Result<(), StoreError> {

@@ -254,6 +254,7 @@ impl TestServer {
                     customer_ref: customer_ref.into(),
                     operation: "balance_inquiry".into(),
                     account_ref: None,
+                    step_up_from: None,
                 },
                 &tenant.agent,
             ))

@@ -61,7 +61,8 @@ use crate::{
     config::Config,
     domain::{
         catalog::{Catalog, CatalogError},
-        DomainError, Engine, EngineSettings, ProofChecker, StoreError,
+        ChallengeSource, DomainError, Engine, EngineSettings, ProofChecker, RandomChallenges,
+        StoreError,
     },
     grpc::{
         auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService, Ready,
@@ -143,6 +144,7 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, ServerError> {
 async fn start_engine(
     config: &Config,
     stop: watch::Receiver<bool>,
+    challenges: Arc<dyn ChallengeSource>,
 ) -> Result<(Arc<Engine>, SqliteStore), ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
         what: format!("creating data directory {}", config.data_dir.display()),
@@ -160,7 +162,7 @@ async fn start_engine(
     let engine = Engine::new(
         Arc::new(store.clone()),
         catalog,
-        ProofChecker::new(keys.verifier),
+        ProofChecker::with_settings(keys.verifier, config.verifier.batch_settings()),
         Arc::new(signing_keys),
         EngineSettings {
             session_ttl: config.session_ttl(),
@@ -170,6 +172,7 @@ async fn start_engine(
             device_sessions_per_minute: config.device_sessions_per_minute,
             verdict_ttl: Duration::from_secs(config.verdict_ttl_secs),
             customer_verifications_per_day: config.customer_verifications_per_day,
+            challenges,
         },
         stop,
     );
@@ -196,6 +199,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_with_challenges(config, listener, shutdown, Arc::new(RandomChallenges)).await
+}
+
+/// [`run`], with session challenges from `challenges` instead of the OS
+/// CSPRNG. For load measurement only (see [`ChallengeSource`]): the
+/// production binary calls [`run`], and nothing outside this library API
+/// can reach this.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_challenges(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    challenges: Arc<dyn ChallengeSource>,
+) -> Result<(), ServerError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -213,7 +232,7 @@ pub async fn run(
         let reporter = reporter.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let (engine, store) = match start_engine(&config, stop.clone()).await {
+            let (engine, store) = match start_engine(&config, stop.clone(), challenges).await {
                 Ok(started) => started,
                 Err(error) => {
                     let _ = failed_tx.send(());

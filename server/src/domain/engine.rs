@@ -41,8 +41,34 @@ async fn prefix_tree(
     Ok((tree, records))
 }
 
+/// Where session challenges come from.
+///
+/// The server always uses [`RandomChallenges`]: no configuration key, flag
+/// or environment variable selects another source. The only other source is
+/// one a program embedding the server through the library API
+/// ([`crate::run_with_challenges`]) passes itself, as the load generator
+/// does so that each simulated phone's one precomputed proof stays valid
+/// across its sessions and proving stays out of the server's figure. Every
+/// check, write and verification still happens. A predictable challenge
+/// would let an old proof answer a new session, so nothing but a
+/// measurement harness may use one.
+pub trait ChallengeSource: std::fmt::Debug + Send + Sync + 'static {
+    /// The challenge of a new session: a canonically encoded field element.
+    fn challenge(&self) -> [u8; 32];
+}
+
+/// Fresh uniformly random challenges from the OS CSPRNG.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomChallenges;
+
+impl ChallengeSource for RandomChallenges {
+    fn challenge(&self) -> [u8; 32] {
+        secrets::random_challenge()
+    }
+}
+
 /// Tunables of the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// How long a verification session stays answerable.
     pub session_ttl: Duration,
@@ -59,6 +85,9 @@ pub struct EngineSettings {
     /// Verifications pushed to one customer per 24 hours; more resolve
     /// LOCKED. Caps what repeated questions could reveal.
     pub customer_verifications_per_day: u32,
+    /// Where session challenges come from: [`RandomChallenges`] except in
+    /// a measurement harness (see [`ChallengeSource`]).
+    pub challenges: Arc<dyn ChallengeSource>,
 }
 
 /// The window of the per-customer budget.
@@ -581,7 +610,7 @@ impl Engine {
             required_level: operation.level,
             level_reached: AssuranceLevel::None,
             circuits: operation.circuits.clone(),
-            challenge: secrets::random_challenge(),
+            challenge: self.settings.challenges.challenge(),
             binding_code: secrets::binding_code(),
             state: SessionState::Pending,
             created_at: now,

@@ -24,6 +24,9 @@
 //! | `policy_dir` | `<data_dir>/policies` | assurance policies: `default.toml` for every tenant, `<tenant-id>.toml` for one; without them, the shipped default |
 //! | `step_up_window_secs` | 300 | how long a PASSED session can be stepped up from (10..=3600) |
 //! | `change_revert_secs` | 259200 | how long a customer can revert an enrollment or credential change; level-3 operations are refused meanwhile (60..=2592000) |
+//! | `verifier.queue_capacity` | 1024 | proof submissions that may wait for verification; more are shed with RESOURCE_EXHAUSTED (1..=1000000) |
+//! | `verifier.max_batch` | 64 | proofs verified together in one batch (1..=4096) |
+//! | `verifier.batch_window_micros` | 0 | how long a batch already holding several submissions may wait for more; a lone proof never waits (0..=100000) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -99,6 +102,42 @@ pub struct Config {
     pub change_revert_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
+    /// Proof queueing and batching.
+    pub verifier: VerifierConfig,
+}
+
+/// Proof queueing and batching (see [`crate::domain::BatchSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifierConfig {
+    /// Submissions that may wait; more are shed.
+    pub queue_capacity: usize,
+    /// Proofs per batch.
+    pub max_batch: usize,
+    /// Extra wait of a batch that shows load, microseconds.
+    pub batch_window_micros: u64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        let defaults = crate::domain::BatchSettings::default();
+        Self {
+            queue_capacity: defaults.queue_capacity,
+            max_batch: defaults.max_batch,
+            batch_window_micros: u64::try_from(defaults.window.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl VerifierConfig {
+    /// The batching settings.
+    pub fn batch_settings(&self) -> crate::domain::BatchSettings {
+        crate::domain::BatchSettings {
+            queue_capacity: self.queue_capacity,
+            max_batch: self.max_batch,
+            window: Duration::from_micros(self.batch_window_micros),
+        }
+    }
 }
 
 /// TLS files (PEM).
@@ -136,6 +175,7 @@ impl Default for Config {
             step_up_window_secs: 300,
             change_revert_secs: 72 * 3600,
             tls: None,
+            verifier: VerifierConfig::default(),
         }
     }
 }
@@ -285,6 +325,24 @@ impl Config {
             60,
             30 * 24 * 3600,
         )?;
+        range(
+            "verifier.queue_capacity",
+            self.verifier.queue_capacity as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "verifier.max_batch",
+            self.verifier.max_batch as u64,
+            1,
+            4096,
+        )?;
+        range(
+            "verifier.batch_window_micros",
+            self.verifier.batch_window_micros,
+            0,
+            100_000,
+        )?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "data_dir",
@@ -384,6 +442,32 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn verifier_keys_are_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "zkid.toml",
+                "[verifier]\nqueue_capacity = 10\nmax_batch = 8",
+            )?;
+            jail.set_env("ZKID_VERIFIER__BATCH_WINDOW_MICROS", "250");
+            let config = Config::load(&Overrides::default()).expect("valid");
+            let settings = config.verifier.batch_settings();
+            assert_eq!(settings.queue_capacity, 10);
+            assert_eq!(settings.max_batch, 8);
+            assert_eq!(settings.window, Duration::from_micros(250));
+            Ok(())
+        });
+        let config = Config {
+            verifier: VerifierConfig {
+                queue_capacity: 0,
+                ..VerifierConfig::default()
+            },
+            ..Config::default()
+        };
+        let message = config.validate().expect_err("invalid").to_string();
+        assert!(message.contains("verifier.queue_capacity"), "{message}");
     }
 
     #[test]

@@ -43,8 +43,34 @@ async fn prefix_tree(
     Ok((tree, records))
 }
 
+/// Where session challenges come from.
+///
+/// The server always uses [`RandomChallenges`]: no configuration key, flag
+/// or environment variable selects another source. The only other source is
+/// one a program embedding the server through the library API
+/// ([`crate::run_with_challenges`]) passes itself, as the load generator
+/// does so that each simulated phone's one precomputed proof stays valid
+/// across its sessions and proving stays out of the server's figure. Every
+/// check, write and verification still happens. A predictable challenge
+/// would let an old proof answer a new session, so nothing but a
+/// measurement harness may use one.
+pub trait ChallengeSource: std::fmt::Debug + Send + Sync + 'static {
+    /// The challenge of a new session: a canonically encoded field element.
+    fn challenge(&self) -> [u8; 32];
+}
+
+/// Fresh uniformly random challenges from the OS CSPRNG.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomChallenges;
+
+impl ChallengeSource for RandomChallenges {
+    fn challenge(&self) -> [u8; 32] {
+        secrets::random_challenge()
+    }
+}
+
 /// Tunables of the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// How long a verification session stays answerable.
     pub session_ttl: Duration,
@@ -66,6 +92,9 @@ pub struct EngineSettings {
     /// How long an enrollment or credential change stays revertible (and
     /// level-3 operations refused).
     pub change_revert_window: Duration,
+    /// Where session challenges come from: [`RandomChallenges`] except in
+    /// a measurement harness (see [`ChallengeSource`]).
+    pub challenges: Arc<dyn ChallengeSource>,
 }
 
 /// Rejected revert proofs after which a change can no longer be reverted:
@@ -718,7 +747,7 @@ impl Engine {
             required_level: operation.level,
             level_reached: AssuranceLevel::None,
             circuits,
-            challenge: secrets::random_challenge(),
+            challenge: self.settings.challenges.challenge(),
             binding_code: secrets::binding_code(),
             state: SessionState::Pending,
             created_at: now,

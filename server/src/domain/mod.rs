@@ -16,10 +16,10 @@ pub mod secrets;
 mod store;
 
 pub use engine::{
-    DeviceUpdate, Engine, EngineSettings, Enrolled, NoticeKind, PushRequest, Registration,
-    Requirement, SubmittedProof,
+    ChallengeSource, DeviceUpdate, Engine, EngineSettings, Enrolled, NoticeKind, PushRequest,
+    RandomChallenges, Registration, Requirement, SubmittedProof,
 };
-pub use proofs::ProofChecker;
+pub use proofs::{BatchSettings, ProofChecker};
 pub use store::{
     AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
 };
@@ -67,6 +67,10 @@ pub enum DomainError {
     /// The server is starting or stopping.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The proof verifier's queue is full: the request was shed before
+    /// anything was consumed, so the same request may be retried.
+    #[error("{0}")]
+    Overloaded(&'static str),
     /// A fault of ours; the detail is for the log only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -15,7 +15,9 @@ impl From<DomainError> for Status {
             DomainError::NotFound(_) => Code::NotFound,
             DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
             DomainError::AlreadyExists(_) => Code::AlreadyExists,
-            DomainError::ResourceExhausted(_) => Code::ResourceExhausted,
+            DomainError::ResourceExhausted(_) | DomainError::Overloaded(_) => {
+                Code::ResourceExhausted
+            }
             DomainError::Unavailable(_) => Code::Unavailable,
             DomainError::Internal(detail) => {
                 // The detail may name tables or files: log it, say nothing.
@@ -36,6 +38,13 @@ mod tests {
         let status = Status::from(DomainError::Internal("table sessions is corrupt".into()));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn shed_submissions_are_resource_exhausted() {
+        let status = Status::from(DomainError::Overloaded("the verifier is at capacity"));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("capacity"));
     }
 
     #[test]

@@ -1,0 +1,812 @@
+//! zkid-loadgen: the verifier under load, over real gRPC on loopback.
+//!
+//! Starts the real server in-process on 127.0.0.1:0 (with SQLite in a
+//! temporary directory: sessions, verdicts and audit records are
+//! persisted), creates a tenant with agent and enroller credentials, enrolls
+//! simulated phones, and drives verification sessions: agents call
+//! StartVerification and WatchVerification, phones receive the push on
+//! WatchRequests and answer with SubmitProof.
+//!
+//! Proving stays out of the server's figure: the server is embedded with a
+//! fixed challenge source ([`zkid_server::run_with_challenges`], reachable
+//! only through the library API), so each phone's one proof, computed
+//! before the measurement, answers every one of its sessions. The server
+//! still authenticates, reads, verifies and writes everything.
+//!
+//! It reports, per step: sessions per second, latency from proof
+//! submission to the agent's outcome (p50/p99/p999), the shed rate, and the
+//! process's peak RSS (server and load generator share the process). Steps:
+//! closed loops at rising concurrency until throughput stops rising, then
+//! open-loop arrivals at 80% and 150% of the peak. It also measures the
+//! in-process `verify_batch` throughput in the same run, and the customer
+//! flow (push reaching the phone to PASSED at the agent, with a real proof,
+//! on a second server with random challenges) against proving alone.
+//!
+//! ```sh
+//! cargo run --release -p zkid-benches --bin zkid-loadgen -- --help
+//! ```
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use ark_bn254::Fr;
+use clap::Parser;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot, Mutex},
+    task::JoinSet,
+};
+use tokio_stream::StreamExt;
+use tonic::{
+    transport::{Channel, Endpoint},
+    Code, Request,
+};
+use zkid_circuits::{
+    batch::BatchItem,
+    encoding::{field_from_bytes, field_to_bytes},
+    pin::{device_commitment, DeviceSecret, Pin, PinKnowledge},
+    prove, CircuitProvingKey, CircuitVerifyingKey, Verifier, ZkCircuit,
+};
+use zkid_proto::v1::{
+    self as pb, device_client::DeviceClient, enrollment_client::EnrollmentClient,
+    verification_client::VerificationClient,
+};
+use zkid_server::{
+    admin,
+    config::{Config, VerifierConfig},
+    domain::{model::Role, ChallengeSource},
+    keys::key_paths,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Drives the zkid server over real gRPC on loopback and reports throughput, latency, shedding and RSS"
+)]
+struct Args {
+    /// Simulated phones (each with its own connection and push stream).
+    #[arg(long, default_value_t = 256)]
+    phones: usize,
+    /// Closed-loop concurrency steps (sessions in flight), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8,16,32,64,128,256"
+    )]
+    concurrency: Vec<usize>,
+    /// Length of each step, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    step_secs: f64,
+    /// The server's `verifier.queue_capacity`.
+    #[arg(long, default_value_t = 64)]
+    queue_capacity: usize,
+    /// The server's `verifier.max_batch`.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// The server's `verifier.batch_window_micros`.
+    #[arg(long, default_value_t = 0)]
+    window_micros: u64,
+    /// Customer flows (push to PASSED with real proving) to time.
+    #[arg(long, default_value_t = 20)]
+    flows: usize,
+}
+
+/// The load measurement's challenge: one fixed field element, so that a
+/// precomputed proof answers every session of its phone.
+#[derive(Debug)]
+struct FixedChallenge([u8; 32]);
+
+impl ChallengeSource for FixedChallenge {
+    fn challenge(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+fn authed<T>(message: T, token: &str) -> Result<Request<T>> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?)
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A server running in this process.
+struct Server {
+    addr: std::net::SocketAddr,
+    config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<(), zkid_server::ServerError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(
+        args: &Args,
+        keys_from: Option<&std::path::Path>,
+        challenges: Option<Arc<dyn ChallengeSource>>,
+    ) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        if let Some(from) = keys_from {
+            let target = dir.path().join("keys");
+            std::fs::create_dir_all(&target)?;
+            for entry in std::fs::read_dir(from)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::copy(entry.path(), target.join(entry.file_name()))?;
+                }
+            }
+        }
+        let config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            data_dir: dir.path().to_owned(),
+            // The load is many customers' worth of sessions from few
+            // credentials: lift the abuse limits to their maxima.
+            agent_sessions_per_minute: 10_000,
+            device_sessions_per_minute: 1000,
+            customer_verifications_per_day: 1000,
+            verifier: VerifierConfig {
+                queue_capacity: args.queue_capacity,
+                max_batch: args.max_batch,
+                batch_window_micros: args.window_micros,
+            },
+            ..Config::default()
+        };
+        config.validate()?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let handle = match challenges {
+            Some(source) => tokio::spawn(zkid_server::run_with_challenges(
+                config.clone(),
+                listener,
+                shutdown,
+                source,
+            )),
+            None => tokio::spawn(zkid_server::run(config.clone(), listener, shutdown)),
+        };
+        let server = Self {
+            addr,
+            config,
+            stop: Some(stop),
+            handle,
+            _dir: dir,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> Result<()> {
+        let channel = connect(self.addr).await?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut updates = health
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?
+            .into_inner();
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        while let Some(update) = updates.next().await {
+            if update?.status == serving {
+                return Ok(());
+            }
+        }
+        bail!("the server stopped before it was ready")
+    }
+
+    async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.handle.await??;
+        Ok(())
+    }
+}
+
+/// A tenant's credentials.
+struct Tenant {
+    agents: Vec<String>,
+    enroller: String,
+}
+
+async fn tenant(server: &Server, agents: usize) -> Result<Tenant> {
+    let store = admin::open_store(&server.config).await?;
+    admin::create_tenant(&store, "load", "Load Test Bank").await?;
+    let keys = admin::signing_keys(&server.config)?;
+    let mut tokens = Vec::new();
+    for role in std::iter::repeat_n(Role::Agent, agents).chain([Role::Enroller]) {
+        let (_, token) = admin::create_credential(&store, &keys, "load", role, None, None).await?;
+        tokens.push(token.expose().to_owned());
+    }
+    store.close().await;
+    let enroller = tokens.pop().context("enroller token")?;
+    Ok(Tenant {
+        agents: tokens,
+        enroller,
+    })
+}
+
+/// A simulated phone with its push stream.
+struct Phone {
+    customer_ref: String,
+    token: String,
+    key_id: Vec<u8>,
+    pin: Pin,
+    secret: DeviceSecret,
+    /// Its one proof for the fixed challenge.
+    proof: Vec<u8>,
+    client: DeviceClient<Channel>,
+    /// Requests pushed to it, with when they arrived.
+    pushed: mpsc::Receiver<(pb::VerificationRequest, Instant)>,
+}
+
+async fn enroll_phone(
+    server: &Server,
+    tenant: &Tenant,
+    index: usize,
+    pk: &CircuitProvingKey,
+    challenge: Option<Fr>,
+) -> Result<Phone> {
+    let channel = connect(server.addr).await?;
+    let customer_ref = format!("cust-{index}");
+    let code = EnrollmentClient::new(channel.clone())
+        .register_customer(authed(
+            pb::RegisterCustomerRequest {
+                customer_ref: customer_ref.clone(),
+                attributes: None,
+            },
+            &tenant.enroller,
+        )?)
+        .await?
+        .into_inner()
+        .enrollment_code;
+    let pin = Pin::parse("482913")?;
+    let secret = DeviceSecret::generate(&mut ChaCha20Rng::seed_from_u64(index as u64));
+    let commitment = device_commitment(&pin, &secret);
+    let token = EnrollmentClient::new(channel.clone())
+        .enroll_device(authed(
+            pb::EnrollDeviceRequest {
+                device_commitment: field_to_bytes(&commitment).to_vec(),
+            },
+            &code,
+        )?)
+        .await?
+        .into_inner()
+        .device_token;
+    let proof = match challenge {
+        Some(challenge) => prove(
+            pk,
+            PinKnowledge::new(&pin, &secret, challenge),
+            &mut ChaCha20Rng::seed_from_u64(1_000_000 + index as u64),
+        )?,
+        None => Vec::new(),
+    };
+    let mut client = DeviceClient::new(channel);
+    let mut stream = client
+        .watch_requests(authed(pb::WatchRequestsRequest {}, &token)?)
+        .await?
+        .into_inner();
+    let (tx, pushed) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(Ok(event)) = stream.next().await {
+            if let Some(pb::device_event::Event::Request(request)) = event.event {
+                if tx.send((request, Instant::now())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Phone {
+        customer_ref,
+        token,
+        key_id: pk.key_id.0.to_vec(),
+        pin,
+        secret,
+        proof,
+        client,
+        pushed,
+    })
+}
+
+/// How one session ended, from the load generator's side.
+enum Outcome {
+    /// PASSED at the agent, this long after the proof was submitted.
+    Passed(Duration),
+    /// The submission was shed (RESOURCE_EXHAUSTED); the session was
+    /// cancelled.
+    Shed,
+    /// Anything else: a failure of the run.
+    Failed(String),
+}
+
+/// The agents' side: connections and credentials, used round-robin.
+struct Agents {
+    clients: Vec<VerificationClient<Channel>>,
+    tokens: Vec<String>,
+}
+
+/// Waits for the request of `session_id` on the phone's push stream.
+async fn pushed_request(
+    phone: &mut Phone,
+    session_id: &str,
+) -> Result<(pb::VerificationRequest, Instant)> {
+    let wait = async {
+        while let Some((request, at)) = phone.pushed.recv().await {
+            // Requests of earlier (cancelled) sessions may still arrive.
+            if request.session_id == session_id {
+                return Ok((request, at));
+            }
+        }
+        bail!("push stream ended")
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .context("no push within 30 s")?
+}
+
+/// One session: start, watch, push, submit, outcome. `prove_now` proves
+/// the pushed challenge on the spot (the customer flow) instead of sending
+/// the precomputed proof. Returns the outcome and, for the customer flow,
+/// the time from the push reaching the phone to PASSED.
+async fn session(
+    agents: &Agents,
+    which: usize,
+    phone: &mut Phone,
+    prove_now: Option<&CircuitProvingKey>,
+) -> Result<(Outcome, Option<Duration>)> {
+    let mut agent = agents.clients[which % agents.clients.len()].clone();
+    let token = &agents.tokens[which % agents.tokens.len()];
+    let started = agent
+        .start_verification(authed(
+            pb::StartVerificationRequest {
+                customer_ref: phone.customer_ref.clone(),
+                operation: "balance_inquiry".into(),
+                account_ref: None,
+                step_up_from: None,
+            },
+            token,
+        )?)
+        .await?
+        .into_inner();
+    let session_id = started.session_id;
+    if started.state != pb::SessionState::Pending as i32 {
+        return Ok((
+            Outcome::Failed(format!("session started in state {}", started.state)),
+            None,
+        ));
+    }
+    let mut watch = agent
+        .watch_verification(authed(
+            pb::WatchVerificationRequest {
+                session_id: session_id.clone(),
+            },
+            token,
+        )?)
+        .await?
+        .into_inner();
+    let (request, pushed_at) = pushed_request(phone, &session_id).await?;
+    let proof = match prove_now {
+        Some(pk) => {
+            let challenge = field_from_bytes(
+                request
+                    .challenge
+                    .as_slice()
+                    .try_into()
+                    .context("challenge is 32 bytes")?,
+            )?;
+            prove(
+                pk,
+                PinKnowledge::new(&phone.pin, &phone.secret, challenge),
+                &mut ChaCha20Rng::from_entropy(),
+            )?
+        }
+        None => phone.proof.clone(),
+    };
+    let submitted_at = Instant::now();
+    let submit = phone
+        .client
+        .submit_proof(authed(
+            pb::SubmitProofRequest {
+                session_id: session_id.clone(),
+                proofs: vec![pb::CircuitProof {
+                    key_id: phone.key_id.clone(),
+                    proof,
+                }],
+            },
+            &phone.token,
+        )?)
+        .await;
+    match submit {
+        Ok(_) => {}
+        Err(status) if status.code() == Code::ResourceExhausted => {
+            agent
+                .cancel_verification(authed(pb::CancelVerificationRequest { session_id }, token)?)
+                .await?;
+            return Ok((Outcome::Shed, None));
+        }
+        Err(status) => return Ok((Outcome::Failed(format!("submit: {status}")), None)),
+    }
+    while let Some(update) = watch.next().await {
+        let update = update?;
+        if update.state == pb::SessionState::Pending as i32 {
+            continue;
+        }
+        let done = Instant::now();
+        return Ok(if update.state == pb::SessionState::Passed as i32 {
+            (Outcome::Passed(done - submitted_at), Some(done - pushed_at))
+        } else {
+            (Outcome::Failed(format!("outcome {}", update.state)), None)
+        });
+    }
+    Ok((
+        Outcome::Failed("watch ended before the outcome".into()),
+        None,
+    ))
+}
+
+/// What one step measured.
+#[derive(Default)]
+struct Step {
+    label: String,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    shed: usize,
+    failed: usize,
+    first_failure: Option<String>,
+}
+
+impl Step {
+    fn record(&mut self, outcome: Result<(Outcome, Option<Duration>)>) {
+        match outcome {
+            Ok((Outcome::Passed(latency), _)) => self.latencies.push(latency),
+            Ok((Outcome::Shed, _)) => self.shed += 1,
+            Ok((Outcome::Failed(why), _)) => self.fail(why),
+            Err(error) => self.fail(format!("{error:#}")),
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        self.first_failure.get_or_insert(why);
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        percentile(&self.latencies, p)
+    }
+
+    fn row(&self) -> String {
+        let attempts = self.latencies.len() + self.shed + self.failed;
+        let shed_rate = if attempts == 0 {
+            0.0
+        } else {
+            100.0 * self.shed as f64 / attempts as f64
+        };
+        format!(
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.0} |",
+            self.label,
+            self.throughput(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+            shed_rate,
+            self.failed,
+            peak_rss_mib().unwrap_or(f64::NAN),
+        )
+    }
+}
+
+/// The `p` quantile of `samples`, in milliseconds (nearest rank).
+fn percentile(samples: &[Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+type Pool = Arc<Mutex<VecDeque<Phone>>>;
+
+/// `concurrency` sessions in flight at all times for `length`.
+async fn closed_loop(
+    agents: &Arc<Agents>,
+    pool: &Pool,
+    concurrency: usize,
+    length: Duration,
+) -> Step {
+    let deadline = Instant::now() + length;
+    let begin = Instant::now();
+    let mut workers = JoinSet::new();
+    for worker in 0..concurrency {
+        let agents = Arc::clone(agents);
+        let pool = Arc::clone(pool);
+        workers.spawn(async move {
+            let mut step = Step::default();
+            let mut round = 0;
+            while Instant::now() < deadline {
+                let Some(mut phone) = pool.lock().await.pop_front() else {
+                    step.fail("more sessions in flight than phones".into());
+                    break;
+                };
+                let outcome = session(&agents, worker + round, &mut phone, None).await;
+                pool.lock().await.push_back(phone);
+                step.record(outcome);
+                round += 1;
+            }
+            step
+        });
+    }
+    let mut total = Step {
+        label: format!("closed, {concurrency} in flight"),
+        ..Step::default()
+    };
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(step) => {
+                total.latencies.extend(step.latencies);
+                total.shed += step.shed;
+                total.failed += step.failed;
+                if total.first_failure.is_none() {
+                    total.first_failure = step.first_failure;
+                }
+            }
+            Err(error) => total.fail(format!("worker: {error}")),
+        }
+    }
+    total.elapsed = begin.elapsed();
+    total
+}
+
+/// Sessions started at `rate` per second for `length`, whatever their
+/// progress (open loop). An arrival finding no idle phone is counted as a
+/// failure of the run (the generator, not the server, ran out).
+async fn open_loop(agents: &Arc<Agents>, pool: &Pool, rate: f64, length: Duration) -> Step {
+    let begin = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sessions = JoinSet::new();
+    let mut step = Step {
+        label: format!("open, {rate:.0}/s offered"),
+        ..Step::default()
+    };
+    let mut index = 0;
+    while begin.elapsed() < length {
+        ticker.tick().await;
+        let Some(mut phone) = pool.lock().await.pop_front() else {
+            step.fail("no idle phone for an arrival".into());
+            continue;
+        };
+        let agents = Arc::clone(agents);
+        let pool = Arc::clone(pool);
+        index += 1;
+        sessions.spawn(async move {
+            let outcome = session(&agents, index, &mut phone, None).await;
+            pool.lock().await.push_back(phone);
+            outcome
+        });
+    }
+    while let Some(joined) = sessions.join_next().await {
+        match joined {
+            Ok(outcome) => step.record(outcome),
+            Err(error) => step.fail(format!("session task: {error}")),
+        }
+    }
+    step.elapsed = begin.elapsed();
+    step
+}
+
+/// Proofs per second of `verify_batch` in this process, over the phones'
+/// proofs in batches of `max_batch`, for about `length`.
+fn in_process_batched(
+    vk: &CircuitVerifyingKey,
+    proofs: &[(Vec<u8>, Vec<[u8; 32]>)],
+    max_batch: usize,
+    length: Duration,
+) -> f64 {
+    let mut verifier = Verifier::new();
+    verifier.register(vk);
+    let begin = Instant::now();
+    let mut verified = 0usize;
+    while begin.elapsed() < length {
+        for chunk in proofs.chunks(max_batch) {
+            let items: Vec<BatchItem<'_>> = chunk
+                .iter()
+                .map(|(proof, inputs)| BatchItem {
+                    key_id: &vk.key_id,
+                    proof,
+                    public_inputs: inputs,
+                })
+                .collect();
+            let verdicts = verifier.verify_batch(&items);
+            verified += verdicts.iter().filter(|v| v.is_accepted()).count();
+        }
+    }
+    verified as f64 / begin.elapsed().as_secs_f64()
+}
+
+async fn agents(server: &Server, tenant: &Tenant) -> Result<Arc<Agents>> {
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(VerificationClient::new(connect(server.addr).await?));
+    }
+    Ok(Arc::new(Agents {
+        clients,
+        tokens: tenant.agents.clone(),
+    }))
+}
+
+async fn customer_flow(
+    args: &Args,
+    key_dir: &std::path::Path,
+    pk: &CircuitProvingKey,
+) -> Result<()> {
+    let server = Server::start(args, Some(key_dir), None).await?;
+    let tenant = tenant(&server, 1).await?;
+    let agents = agents(&server, &tenant).await?;
+    let mut phone = enroll_phone(&server, &tenant, 0, pk, None).await?;
+    let mut flows = Vec::new();
+    for round in 0..args.flows {
+        match session(&agents, round, &mut phone, Some(pk)).await? {
+            (Outcome::Passed(_), Some(flow)) => flows.push(flow),
+            (Outcome::Passed(_), None) => bail!("customer flow without a push time"),
+            (Outcome::Shed, _) => bail!("a lone customer flow was shed"),
+            (Outcome::Failed(why), _) => bail!("customer flow failed: {why}"),
+        }
+    }
+    let mut proving = Vec::new();
+    for round in 0..args.flows {
+        let challenge = Fr::from(round as u64 + 1);
+        let begin = Instant::now();
+        prove(
+            pk,
+            PinKnowledge::new(&phone.pin, &phone.secret, challenge),
+            &mut ChaCha20Rng::from_entropy(),
+        )?;
+        proving.push(begin.elapsed());
+    }
+    let flow = percentile(&flows, 0.5);
+    let prove_ms = percentile(&proving, 0.5);
+    println!("\n## Customer flow: push reaching the phone to PASSED at the agent ({} flows, real proofs, random challenges)\n", args.flows);
+    println!("| measure | p50 ms | p99 ms |\n| --- | --- | --- |");
+    println!(
+        "| push to PASSED | {flow:.1} | {:.1} |",
+        percentile(&flows, 0.99)
+    );
+    println!(
+        "| proving alone | {prove_ms:.1} | {:.1} |",
+        percentile(&proving, 0.99)
+    );
+    println!(
+        "\nratio (p50): {:.2} x proving alone (target <= 1.5)",
+        flow / prove_ms
+    );
+    server.stop().await
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.phones == 0 || args.concurrency.is_empty() {
+        bail!("need at least one phone and one concurrency step");
+    }
+    if let Some(&too_many) = args.concurrency.iter().find(|&&c| c > args.phones) {
+        bail!(
+            "concurrency {too_many} exceeds --phones {}: a phone answers one session at a time",
+            args.phones
+        );
+    }
+    let challenge = Fr::from(0x5eed_u64);
+    let source: Arc<dyn ChallengeSource> = Arc::new(FixedChallenge(field_to_bytes(&challenge)));
+    eprintln!("starting the server (first start runs the Groth16 setup)...");
+    let server = Server::start(&args, None, Some(source)).await?;
+    let key_dir = server.config.key_dir();
+    let (pk_path, vk_path) = key_paths(&key_dir, &PinKnowledge::id());
+    let pk = CircuitProvingKey::load(&pk_path)?;
+    let vk = CircuitVerifyingKey::load(&vk_path)?;
+    let tenant = tenant(&server, 32).await?;
+    eprintln!(
+        "enrolling {} phones and precomputing their proofs...",
+        args.phones
+    );
+    let mut phones = VecDeque::with_capacity(args.phones);
+    let mut statements = Vec::with_capacity(args.phones);
+    for index in 0..args.phones {
+        let phone = enroll_phone(&server, &tenant, index, &pk, Some(challenge)).await?;
+        let commitment = device_commitment(&phone.pin, &phone.secret);
+        statements.push((
+            phone.proof.clone(),
+            vec![field_to_bytes(&commitment), field_to_bytes(&challenge)],
+        ));
+        phones.push_back(phone);
+    }
+    let pool: Pool = Arc::new(Mutex::new(phones));
+    let agents = agents(&server, &tenant).await?;
+    let length = Duration::from_secs_f64(args.step_secs);
+
+    eprintln!("measuring in-process verify_batch...");
+    let batched = tokio::task::spawn_blocking({
+        let max_batch = args.max_batch;
+        move || in_process_batched(&vk, &statements, max_batch, length)
+    })
+    .await?;
+
+    println!("# zkid-loadgen");
+    println!(
+        "\nphones {}, queue_capacity {}, max_batch {}, batch_window_micros {}, {} s per step, {} cores, rayon threads {}\n",
+        args.phones,
+        args.queue_capacity,
+        args.max_batch,
+        args.window_micros,
+        args.step_secs,
+        std::thread::available_parallelism().map_or(0, usize::from),
+        rayon::current_num_threads(),
+    );
+    println!(
+        "in-process verify_batch (batches of {}): {batched:.0} proofs/s\n",
+        args.max_batch
+    );
+    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | peak RSS MiB |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut peak = 0.0f64;
+    let mut failures = Vec::new();
+    for &concurrency in &args.concurrency {
+        let step = closed_loop(&agents, &pool, concurrency, length).await;
+        println!("{}", step.row());
+        if let Some(why) = &step.first_failure {
+            failures.push(format!("{}: {why}", step.label));
+        }
+        peak = peak.max(step.throughput());
+    }
+    for share in [0.8, 1.5] {
+        let step = open_loop(&agents, &pool, share * peak, length).await;
+        println!("{}", step.row());
+        if let Some(why) = &step.first_failure {
+            failures.push(format!("{}: {why}", step.label));
+        }
+        if share == 0.8 {
+            println!(
+                "\np99 at 80% of saturation ({:.0}/s offered): {:.1} ms (target <= 50)",
+                share * peak,
+                step.percentile_ms(0.99)
+            );
+        }
+    }
+    println!(
+        "\nsaturation {peak:.0} sessions/s = {:.0}% of in-process batched ({batched:.0} proofs/s; target >= 70%)",
+        100.0 * peak / batched
+    );
+    for failure in &failures {
+        println!("first failure of {failure}");
+    }
+    // The second server copies the first one's keys, so both must exist.
+    let flow = customer_flow(&args, &key_dir, &pk).await;
+    server.stop().await?;
+    flow
+}

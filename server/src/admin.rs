@@ -8,6 +8,7 @@ use crate::{
     config::Config,
     domain::{
         audit::{self, AuditFinding, AuditSummary, AuditTree, TreeHead},
+        certificate::{CertificateFingerprint, CredentialKind},
         keyring::KeyRing,
         model::{CredentialId, CredentialRecord, Role, Scope, Tenant, TenantId, Timestamp},
         secrets::Token,
@@ -177,6 +178,112 @@ pub async fn list_credentials(
     tenant: &str,
 ) -> Result<Vec<CredentialRecord>, DomainError> {
     Ok(store.credentials(&TenantId::parse(tenant)?).await?)
+}
+
+/// The leaf certificate of a PEM file (the first certificate: a chain
+/// lists the leaf first) and its fingerprint.
+///
+/// # Errors
+/// InvalidArgument if the PEM is malformed or holds no certificate.
+pub fn certificate_fingerprint(pem: &[u8]) -> Result<CertificateFingerprint, DomainError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let leaf = CertificateDer::pem_slice_iter(pem)
+        .next()
+        .ok_or(DomainError::InvalidArgument(
+            "the file holds no PEM certificate",
+        ))?
+        .map_err(|_| DomainError::InvalidArgument("the certificate file is not valid PEM"))?;
+    Ok(CertificateFingerprint::of_der(leaf.as_ref()))
+}
+
+/// Registers the client certificate `pem` (its leaf) as a credential of
+/// `tenant` and `role`: the store keeps only its fingerprint. The server
+/// accepts it once `tls.client_ca` is a CA that signed it.
+///
+/// # Errors
+/// As [`create_credential`]; InvalidArgument for a file without a
+/// certificate; AlreadyExists if the certificate is registered already
+/// (in any tenant, even revoked).
+pub async fn create_certificate_credential(
+    store: &dyn Store,
+    keys: &KeyRing,
+    tenant: &str,
+    role: Role,
+    label: Option<String>,
+    valid_for: Option<Duration>,
+    pem: &[u8],
+) -> Result<(CredentialRecord, CertificateFingerprint), DomainError> {
+    if role == Role::Device {
+        return Err(DomainError::InvalidArgument(
+            "device credentials are issued by device enrollment",
+        ));
+    }
+    if label
+        .as_deref()
+        .is_some_and(|l| l.is_empty() || l.len() > 100 || l.chars().any(char::is_control))
+    {
+        return Err(DomainError::InvalidArgument(
+            "a label is 1 to 100 printable characters",
+        ));
+    }
+    let fingerprint = certificate_fingerprint(pem)?;
+    let tenant = TenantId::parse(tenant)?;
+    store
+        .tenant(&tenant)
+        .await?
+        .ok_or(DomainError::NotFound("tenant"))?;
+    let now = Timestamp::now();
+    let record = CredentialRecord {
+        id: CredentialId::random(),
+        tenant,
+        role,
+        scope: Scope::Full,
+        token_hash: fingerprint.0,
+        customer: None,
+        device: None,
+        label,
+        created_at: now,
+        expires_at: valid_for.map(|d| now.plus(d)),
+        used_at: None,
+        revoked_at: None,
+    };
+    let mut event = credential_event(&record, "credential.create", "created", now);
+    event.detail.push_str(" kind=certificate");
+    store
+        .insert_certificate_credential(
+            &record,
+            AuditAppend {
+                events: std::slice::from_ref(&event),
+                keys,
+            },
+        )
+        .await?;
+    Ok((record, fingerprint))
+}
+
+/// A tenant's credentials, as [`list_credentials`], each with its kind.
+///
+/// # Errors
+/// InvalidArgument for a malformed id.
+pub async fn list_credentials_with_kind(
+    store: &dyn Store,
+    tenant: &str,
+) -> Result<Vec<(CredentialRecord, CredentialKind)>, DomainError> {
+    let tenant = TenantId::parse(tenant)?;
+    let certificates = store.certificate_credential_ids(&tenant).await?;
+    Ok(store
+        .credentials(&tenant)
+        .await?
+        .into_iter()
+        .map(|record| {
+            let kind = if certificates.contains(&record.id) {
+                CredentialKind::Certificate
+            } else {
+                CredentialKind::Token
+            };
+            (record, kind)
+        })
+        .collect())
 }
 
 /// The configured signing keys, generating the first if the server never

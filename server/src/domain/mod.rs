@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod certificate;
 mod engine;
 mod hub;
 pub mod keyring;
@@ -19,7 +20,9 @@ pub use engine::{
     Requirement, SubmittedProof,
 };
 pub use proofs::ProofChecker;
-pub use store::{AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError};
+pub use store::{
+    AuditAppend, CertificateStore, CustomerRegistration, DeviceEnrollment, Store, StoreError,
+};
 
 /// Completes once `stop` turns true (or its sender is gone). The guard
 /// `wait_for` returns is dropped here, so callers' futures stay `Send`.

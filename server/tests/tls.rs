@@ -343,17 +343,18 @@ async fn a_certificate_of_another_tenant_sees_nothing_of_this_one() {
     let beta_desk = pki.ca.client("beta desk");
     register(&server, "beta", Role::Agent, &beta_desk).await;
 
+    // Refused exactly as a token of beta's agent is (see access.rs).
     let mut beta = verification_as(&server, pki.presenting(&beta_desk)).await;
     assert_code(
         beta.get_verification(get(&session.session_id)).await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     assert_code(
         beta.cancel_verification(Request::new(pb::CancelVerificationRequest {
             session_id: session.session_id.clone(),
         }))
         .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     // Beta's customer namespace is its own: acme's customer is unknown.
     assert_code(

@@ -263,7 +263,7 @@ impl Connection {
 mod tests {
     use super::*;
 
-    fn message(result: Result<Option<ClientTlsConfig>, RpcError>) -> String {
+    fn refusal(result: Result<Option<ClientTlsConfig>, RpcError>) -> String {
         match result {
             Ok(_) => panic!("expected an error"),
             Err(error) => error.to_string(),
@@ -296,7 +296,7 @@ mod tests {
             .expect("plaintext")
             .is_none());
         let dir = tempfile::tempdir().expect("dir");
-        let message = message(files(dir.path()).for_address("http://127.0.0.1:50051"));
+        let message = refusal(files(dir.path()).for_address("http://127.0.0.1:50051"));
         assert!(message.contains("not https://"), "{message}");
     }
 
@@ -317,9 +317,9 @@ mod tests {
             .expect("usable")
             .is_some());
 
-        let message = message(ClientTls::default().for_address("https://127.0.0.1:50051"));
+        let message = refusal(ClientTls::default().for_address("https://127.0.0.1:50051"));
         assert!(message.contains("ZKID_CA_CERT"), "{message}");
-        let message = message(
+        let message = refusal(
             ClientTls {
                 client_key: None,
                 ..good.clone()
@@ -327,7 +327,7 @@ mod tests {
             .for_address("https://127.0.0.1:50051"),
         );
         assert!(message.contains("ZKID_CLIENT_KEY"), "{message}");
-        let message = message(
+        let message = refusal(
             ClientTls {
                 client_cert: None,
                 ..good.clone()
@@ -341,7 +341,7 @@ mod tests {
     fn unreadable_or_wrong_files_are_named() {
         let dir = tempfile::tempdir().expect("dir");
         let good = files(dir.path());
-        let message = message(
+        let message = refusal(
             ClientTls {
                 ca_cert: Some(dir.path().join("absent.pem")),
                 ..good.clone()
@@ -350,7 +350,7 @@ mod tests {
         );
         assert!(message.contains("absent.pem"), "{message}");
         // The key where the CA belongs, the certificate where the key does.
-        let message = message(
+        let message = refusal(
             ClientTls {
                 ca_cert: good.client_key.clone(),
                 ..good.clone()
@@ -358,7 +358,7 @@ mod tests {
             .for_address("https://127.0.0.1:50051"),
         );
         assert!(message.contains("no PEM certificate"), "{message}");
-        let message = message(
+        let message = refusal(
             ClientTls {
                 client_key: good.client_cert.clone(),
                 ..good

@@ -485,6 +485,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn certificate_credentials_store_only_the_fingerprint_and_list_as_such() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let keys = KeyRing::new(ed25519_dalek::SigningKey::from_bytes(&[5; 32]), []);
+        create_tenant(&store, "acme", "Acme Bank")
+            .await
+            .expect("tenant");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let pem = cert.pem();
+        assert!(matches!(
+            create_certificate_credential(
+                &store,
+                &keys,
+                "acme",
+                Role::Device,
+                None,
+                None,
+                pem.as_bytes()
+            )
+            .await,
+            Err(DomainError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            create_certificate_credential(
+                &store,
+                &keys,
+                "acme",
+                Role::Agent,
+                None,
+                None,
+                b"no pem"
+            )
+            .await,
+            Err(DomainError::InvalidArgument(_))
+        ));
+        let (record, fingerprint) = create_certificate_credential(
+            &store,
+            &keys,
+            "acme",
+            Role::Agent,
+            None,
+            None,
+            pem.as_bytes(),
+        )
+        .await
+        .expect("registered");
+        assert_eq!(
+            record.token_hash,
+            CertificateFingerprint::of_der(cert.der()).0
+        );
+        assert_eq!(fingerprint.0, record.token_hash);
+        let (token_record, _) = create_credential(&store, &keys, "acme", Role::Auditor, None, None)
+            .await
+            .expect("token");
+        let listed = list_credentials_with_kind(&store, "acme")
+            .await
+            .expect("list");
+        let kind_of = |id: &CredentialId| listed.iter().find(|(r, _)| &r.id == id).map(|(_, k)| *k);
+        assert_eq!(kind_of(&record.id), Some(CredentialKind::Certificate));
+        assert_eq!(kind_of(&token_record.id), Some(CredentialKind::Token));
+        let log = store.audit_records(None, 0, 10).await.expect("log");
+        assert!(log[0].event.detail.ends_with("kind=certificate"));
+        assert!(verify_audit(&store, &keys).await.expect("verify").is_ok());
+    }
+
+    #[tokio::test]
     async fn tenant_ids_are_validated() {
         let store = SqliteStore::in_memory().await.expect("store");
         for bad in ["", "Acme", "a b", "x".repeat(41).as_str()] {

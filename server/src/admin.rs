@@ -8,6 +8,7 @@ use crate::{
     config::Config,
     domain::{
         audit::{self, AuditFinding, AuditSummary, AuditTree, TreeHead},
+        certificate::{CertificateFingerprint, CredentialKind},
         keyring::KeyRing,
         model::{
             CredentialId, CredentialRecord, CustomerRef, Role, Scope, Tenant, TenantId, Timestamp,
@@ -220,6 +221,112 @@ pub async fn list_credentials(
     Ok(store.credentials(&TenantId::parse(tenant)?).await?)
 }
 
+/// The leaf certificate of a PEM file (the first certificate: a chain
+/// lists the leaf first) and its fingerprint.
+///
+/// # Errors
+/// InvalidArgument if the PEM is malformed or holds no certificate.
+pub fn certificate_fingerprint(pem: &[u8]) -> Result<CertificateFingerprint, DomainError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let leaf = CertificateDer::pem_slice_iter(pem)
+        .next()
+        .ok_or(DomainError::InvalidArgument(
+            "the file holds no PEM certificate",
+        ))?
+        .map_err(|_| DomainError::InvalidArgument("the certificate file is not valid PEM"))?;
+    Ok(CertificateFingerprint::of_der(leaf.as_ref()))
+}
+
+/// Registers the client certificate `pem` (its leaf) as a credential of
+/// `tenant` and `role`: the store keeps only its fingerprint. The server
+/// accepts it once `tls.client_ca` is a CA that signed it.
+///
+/// # Errors
+/// As [`create_credential`]; InvalidArgument for a file without a
+/// certificate; AlreadyExists if the certificate is registered already
+/// (in any tenant, even revoked).
+pub async fn create_certificate_credential(
+    store: &dyn Store,
+    keys: &KeyRing,
+    tenant: &str,
+    role: Role,
+    label: Option<String>,
+    valid_for: Option<Duration>,
+    pem: &[u8],
+) -> Result<(CredentialRecord, CertificateFingerprint), DomainError> {
+    if role == Role::Device {
+        return Err(DomainError::InvalidArgument(
+            "device credentials are issued by device enrollment",
+        ));
+    }
+    if label
+        .as_deref()
+        .is_some_and(|l| l.is_empty() || l.len() > 100 || l.chars().any(char::is_control))
+    {
+        return Err(DomainError::InvalidArgument(
+            "a label is 1 to 100 printable characters",
+        ));
+    }
+    let fingerprint = certificate_fingerprint(pem)?;
+    let tenant = TenantId::parse(tenant)?;
+    store
+        .tenant(&tenant)
+        .await?
+        .ok_or(DomainError::NotFound("tenant"))?;
+    let now = Timestamp::now();
+    let record = CredentialRecord {
+        id: CredentialId::random(),
+        tenant,
+        role,
+        scope: Scope::Full,
+        token_hash: fingerprint.0,
+        customer: None,
+        device: None,
+        label,
+        created_at: now,
+        expires_at: valid_for.map(|d| now.plus(d)),
+        used_at: None,
+        revoked_at: None,
+    };
+    let mut event = credential_event(&record, "credential.create", "created", now);
+    event.detail.push_str(" kind=certificate");
+    store
+        .insert_certificate_credential(
+            &record,
+            AuditAppend {
+                events: std::slice::from_ref(&event),
+                keys,
+            },
+        )
+        .await?;
+    Ok((record, fingerprint))
+}
+
+/// A tenant's credentials, as [`list_credentials`], each with its kind.
+///
+/// # Errors
+/// InvalidArgument for a malformed id.
+pub async fn list_credentials_with_kind(
+    store: &dyn Store,
+    tenant: &str,
+) -> Result<Vec<(CredentialRecord, CredentialKind)>, DomainError> {
+    let tenant = TenantId::parse(tenant)?;
+    let certificates = store.certificate_credential_ids(&tenant).await?;
+    Ok(store
+        .credentials(&tenant)
+        .await?
+        .into_iter()
+        .map(|record| {
+            let kind = if certificates.contains(&record.id) {
+                CredentialKind::Certificate
+            } else {
+                CredentialKind::Token
+            };
+            (record, kind)
+        })
+        .collect())
+}
+
 /// The configured signing keys, generating the first if the server never
 /// started (for the CLI's credential commands, which are audited).
 ///
@@ -415,6 +522,75 @@ mod tests {
         assert!(log
             .iter()
             .all(|r| r.event.detail == format!("credential={} role=agent", record.id)));
+        assert!(verify_audit(&store, &keys).await.expect("verify").is_ok());
+    }
+
+    #[tokio::test]
+    async fn certificate_credentials_store_only_the_fingerprint_and_list_as_such() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let keys = KeyRing::new(ed25519_dalek::SigningKey::from_bytes(&[5; 32]), []);
+        create_tenant(&store, "acme", "Acme Bank")
+            .await
+            .expect("tenant");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let pem = cert.pem();
+        assert!(matches!(
+            create_certificate_credential(
+                &store,
+                &keys,
+                "acme",
+                Role::Device,
+                None,
+                None,
+                pem.as_bytes()
+            )
+            .await,
+            Err(DomainError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            create_certificate_credential(
+                &store,
+                &keys,
+                "acme",
+                Role::Agent,
+                None,
+                None,
+                b"no pem"
+            )
+            .await,
+            Err(DomainError::InvalidArgument(_))
+        ));
+        let (record, fingerprint) = create_certificate_credential(
+            &store,
+            &keys,
+            "acme",
+            Role::Agent,
+            None,
+            None,
+            pem.as_bytes(),
+        )
+        .await
+        .expect("registered");
+        assert_eq!(
+            record.token_hash,
+            CertificateFingerprint::of_der(cert.der()).0
+        );
+        assert_eq!(fingerprint.0, record.token_hash);
+        let (token_record, _) = create_credential(&store, &keys, "acme", Role::Auditor, None, None)
+            .await
+            .expect("token");
+        let listed = list_credentials_with_kind(&store, "acme")
+            .await
+            .expect("list");
+        let kind_of = |id: &CredentialId| listed.iter().find(|(r, _)| &r.id == id).map(|(_, k)| *k);
+        assert_eq!(kind_of(&record.id), Some(CredentialKind::Certificate));
+        assert_eq!(kind_of(&token_record.id), Some(CredentialKind::Token));
+        let log = store.audit_records(None, 0, 10).await.expect("log");
+        assert!(log[0].event.detail.ends_with("kind=certificate"));
         assert!(verify_audit(&store, &keys).await.expect("verify").is_ok());
     }
 

@@ -28,7 +28,12 @@
 //! | `verifier.max_batch` | 64 | proofs verified together in one batch (1..=4096) |
 //! | `verifier.batch_window_micros` | 0 | how long a batch already holding several submissions may wait for more; a lone proof never waits (0..=100000) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
-//! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
+//! | `tls.client_ca` | unset | PEM CA bundle: the server asks for client certificates and verifies them against it (mTLS); needs `tls.cert` and `tls.key` |
+//!
+//! With `tls.client_ca`, a client certificate is optional at the handshake
+//! (a client without one still authenticates with a bearer token), but one
+//! that is presented must chain to that CA; a registered certificate is a
+//! credential of its own (see `grpc::auth`).
 //!
 //! The TOML file is the one named by `--config` or `ZKID_CONFIG`; without
 //! either, `zkid.toml` in the working directory if it exists.
@@ -56,6 +61,9 @@ const CLIENT_VARIABLES: &[&str] = &[
     "passphrase",
     "phone_dir",
     "enrollment_code",
+    "ca_cert",
+    "client_cert",
+    "client_key",
 ];
 
 /// Validated server configuration.
@@ -140,16 +148,105 @@ impl VerifierConfig {
     }
 }
 
-/// TLS files (PEM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// TLS files (PEM). `cert` and `key` are options only so that a missing
+/// one is reported by [`Config::validate`] by name, not as a parse error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// Certificate chain.
-    pub cert: PathBuf,
-    /// Private key.
-    pub key: PathBuf,
-    /// CA for client certificates; set to require mTLS.
+    /// Server certificate chain, leaf first. Required.
+    pub cert: Option<PathBuf>,
+    /// Server private key. Required.
+    pub key: Option<PathBuf>,
+    /// CA bundle for client certificates; set to ask for them (mTLS).
     pub client_ca: Option<PathBuf>,
+}
+
+/// The TLS files' contents, read and checked: what the server is started
+/// with.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM).
+    pub cert: Vec<u8>,
+    /// The private key (PEM).
+    pub key: Vec<u8>,
+    /// The client CA bundle (PEM), if mTLS is on.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret.
+        f.debug_struct("TlsFiles")
+            .field("client_ca", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_tls_file(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::Invalid {
+        key,
+        problem: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+/// Checks that `pem` holds at least one certificate and nothing malformed.
+fn check_certificates(key: &'static str, path: &Path, pem: &[u8]) -> Result<(), ConfigError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let invalid = |problem: String| ConfigError::Invalid {
+        key,
+        problem: format!("{}: {problem}", path.display()),
+    };
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|e| invalid(format!("malformed PEM: {e}")))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(invalid("holds no PEM certificate".into()));
+    }
+    Ok(())
+}
+
+impl TlsConfig {
+    /// Reads the files and checks that they are what their keys say: a
+    /// certificate chain, a private key, a CA bundle.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key: a missing `tls.cert` or
+    /// `tls.key`, an unreadable file, PEM without the expected item.
+    pub fn read(&self) -> Result<TlsFiles, ConfigError> {
+        use rustls_pki_types::{pem::PemObject, PrivateKeyDer};
+        let required = |key: &'static str, path: &Option<PathBuf>| {
+            path.clone().ok_or_else(|| ConfigError::Invalid {
+                key,
+                problem: "must be set when any `tls` key is (the server's certificate and \
+                          key enable TLS, which `tls.client_ca` builds on)"
+                    .into(),
+            })
+        };
+        let cert_path = required("tls.cert", &self.cert)?;
+        let key_path = required("tls.key", &self.key)?;
+        let cert = read_tls_file("tls.cert", &cert_path)?;
+        check_certificates("tls.cert", &cert_path, &cert)?;
+        let key = read_tls_file("tls.key", &key_path)?;
+        PrivateKeyDer::from_pem_slice(&key).map_err(|e| ConfigError::Invalid {
+            key: "tls.key",
+            problem: format!("{}: no usable PEM private key: {e}", key_path.display()),
+        })?;
+        let client_ca = match &self.client_ca {
+            Some(path) => {
+                let pem = read_tls_file("tls.client_ca", path)?;
+                check_certificates("tls.client_ca", path, &pem)?;
+                Some(pem)
+            }
+            None => None,
+        };
+        Ok(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })
+    }
 }
 
 impl Default for Config {
@@ -350,20 +447,7 @@ impl Config {
             });
         }
         if let Some(tls) = &self.tls {
-            for (key, path) in [
-                ("tls.cert", Some(&tls.cert)),
-                ("tls.key", Some(&tls.key)),
-                ("tls.client_ca", tls.client_ca.as_ref()),
-            ] {
-                if let Some(path) = path {
-                    if !path.is_file() {
-                        return Err(ConfigError::Invalid {
-                            key,
-                            problem: format!("{} is not a readable file", path.display()),
-                        });
-                    }
-                }
-            }
+            tls.read()?;
         }
         Ok(())
     }
@@ -491,6 +575,124 @@ mod tests {
             assert_eq!(config.sweep_interval_ms, 300); // env over file
             assert_eq!(config.listen.to_string(), "127.0.0.1:8000"); // flag over env
             assert_eq!(config.request_timeout_secs, 30); // default
+            Ok(())
+        });
+    }
+
+    /// A self-signed certificate and its key, PEM, written to `dir`.
+    fn tls_files(dir: &Path) -> TlsConfig {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        TlsConfig {
+            cert: Some(write("cert.pem", &cert.pem())),
+            key: Some(write("key.pem", &key.serialize_pem())),
+            client_ca: Some(write("ca.pem", &cert.pem())),
+        }
+    }
+
+    fn tls_problem(tls: TlsConfig) -> String {
+        Config {
+            tls: Some(tls),
+            ..Config::default()
+        }
+        .validate()
+        .expect_err("invalid")
+        .to_string()
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = tls_files(dir.path());
+        let config = Config {
+            tls: Some(good.clone()),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+        let files = good.read().expect("readable");
+        assert!(files.client_ca.is_some());
+        assert!(!format!("{files:?}").contains("PRIVATE KEY"));
+
+        // client_ca alone: TLS needs the server's own certificate and key.
+        let message = tls_problem(TlsConfig {
+            cert: None,
+            key: None,
+            client_ca: good.client_ca.clone(),
+        });
+        assert!(message.contains("`tls.cert`"), "{message}");
+        let message = tls_problem(TlsConfig {
+            key: None,
+            ..good.clone()
+        });
+        assert!(message.contains("`tls.key`"), "{message}");
+
+        let message = tls_problem(TlsConfig {
+            client_ca: Some(dir.path().join("absent.pem")),
+            ..good.clone()
+        });
+        assert!(
+            message.contains("`tls.client_ca`") && message.contains("absent.pem"),
+            "{message}"
+        );
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "no PEM here").expect("write");
+        let message = tls_problem(TlsConfig {
+            client_ca: Some(garbage.clone()),
+            ..good.clone()
+        });
+        assert!(
+            message.contains("`tls.client_ca`") && message.contains("no PEM certificate"),
+            "{message}"
+        );
+        let message = tls_problem(TlsConfig {
+            key: Some(garbage.clone()),
+            ..good.clone()
+        });
+        assert!(message.contains("`tls.key`"), "{message}");
+        // A key where the certificate belongs.
+        let message = tls_problem(TlsConfig {
+            cert: good.key.clone(),
+            ..good.clone()
+        });
+        assert!(message.contains("`tls.cert`"), "{message}");
+
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let message = tls_problem(TlsConfig {
+            client_ca: Some(broken),
+            ..good
+        });
+        assert!(message.contains("malformed PEM"), "{message}");
+    }
+
+    #[test]
+    fn tls_keys_load_from_the_environment_and_client_variables_are_ignored() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = tls_files(dir.path());
+        figment::Jail::expect_with(|jail| {
+            let path = |p: &Option<PathBuf>| p.as_ref().expect("path").display().to_string();
+            jail.set_env("ZKID_TLS__CERT", path(&good.cert));
+            jail.set_env("ZKID_TLS__KEY", path(&good.key));
+            jail.set_env("ZKID_TLS__CLIENT_CA", path(&good.client_ca));
+            // The clients' TLS variables are not the server's keys.
+            jail.set_env("ZKID_CA_CERT", "/nonexistent/ca.pem");
+            jail.set_env("ZKID_CLIENT_CERT", "/nonexistent/agent.pem");
+            jail.set_env("ZKID_CLIENT_KEY", "/nonexistent/agent.key");
+            let config = Config::load(&Overrides::default()).expect("valid");
+            assert_eq!(config.tls.as_ref(), Some(&good));
             Ok(())
         });
     }

@@ -108,6 +108,9 @@ pub enum ServerError {
     /// A start-up task died.
     #[error("start-up task failed: {0}")]
     Task(String),
+    /// The configuration (e.g. TLS files that changed since it was loaded).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 const SERVICES: [&str; 5] = [
@@ -125,20 +128,20 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
+/// The server's TLS settings. With `tls.client_ca`, the handshake asks for
+/// a client certificate and refuses one that does not chain to that CA, but
+/// lets a client without one through: it must then present a bearer token,
+/// which the auth layer checks like on any connection.
 fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, ServerError> {
     let Some(tls) = &config.tls else {
         return Ok(None);
     };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| ServerError::Io {
-            what: format!("reading {}", path.display()),
-            source,
-        })
-    };
-    let mut server =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
-    if let Some(ca) = &tls.client_ca {
-        server = server.client_ca_root(Certificate::from_pem(read(ca)?));
+    let files = tls.read()?;
+    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(files.cert, files.key));
+    if let Some(ca) = files.client_ca {
+        server = server
+            .client_ca_root(Certificate::from_pem(ca))
+            .client_auth_optional(true);
     }
     Ok(Some(server))
 }

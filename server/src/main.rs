@@ -129,7 +129,9 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum CredentialCommand {
-    /// Create a credential; prints its bearer token once.
+    /// Create a credential; prints its bearer token once. With
+    /// --client-cert, registers that TLS client certificate instead (no
+    /// token): the server then needs tls.client_ca.
     Create {
         /// The tenant.
         #[arg(long)]
@@ -143,6 +145,10 @@ enum CredentialCommand {
         /// Expire after this many days.
         #[arg(long)]
         expires_in_days: Option<u64>,
+        /// A PEM client certificate (its leaf, the first in the file):
+        /// only its SHA-256 fingerprint is stored.
+        #[arg(long)]
+        client_cert: Option<std::path::PathBuf>,
     },
     /// Revoke a credential by id.
     Revoke {
@@ -215,11 +221,26 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             role,
             label,
             expires_in_days,
+            client_cert,
         }) => {
             let role: Role = role.parse()?;
             let store = admin::open_store(&config).await?;
             let keys = admin::signing_keys_or_generate(&config)?;
             let valid_for = expires_in_days.map(|d| Duration::from_secs(d * 86_400));
+            if let Some(path) = client_cert {
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let (record, fingerprint) = admin::create_certificate_credential(
+                    &store, &keys, &tenant, role, label, valid_for, &pem,
+                )
+                .await
+                .with_context(|| format!("registering {}", path.display()))?;
+                println!(
+                    "created {} credential {} for tenant {}: client certificate SHA-256 {fingerprint}",
+                    record.role, record.id, record.tenant
+                );
+                return Ok(());
+            }
             let (record, token) =
                 admin::create_credential(&store, &keys, &tenant, role, label, valid_for).await?;
             eprintln!(
@@ -302,14 +323,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Credential(CredentialCommand::List { tenant }) => {
             let store = admin::open_store(&config).await?;
-            for c in admin::list_credentials(&store, &tenant).await? {
+            for (c, kind) in admin::list_credentials_with_kind(&store, &tenant).await? {
                 let status = if c.revoked_at.is_some() {
                     "revoked"
                 } else {
                     "active"
                 };
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{kind}",
                     c.id,
                     c.role,
                     status,

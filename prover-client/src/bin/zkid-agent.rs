@@ -2,7 +2,10 @@
 //! desktop integrations.
 //!
 //! The token is read from `ZKID_TOKEN` or `--token-file`, never from the
-//! command line, where other users of the machine could read it.
+//! command line, where other users of the machine could read it. Over TLS
+//! (an `https://` server), `ZKID_CA_CERT` names the server's CA, and a
+//! client certificate registered as a credential (`ZKID_CLIENT_CERT`,
+//! `ZKID_CLIENT_KEY`) can stand in for the token.
 
 use std::{
     path::{Path, PathBuf},
@@ -15,6 +18,7 @@ use zkid_prover::{
     agent::{AgentClient, State},
     credential_file::CredentialFile,
     enroller::EnrollerClient,
+    rpc::ClientTls,
 };
 
 #[derive(Parser)]
@@ -91,12 +95,21 @@ enum Command {
     },
 }
 
+/// The access token; empty when there is none but a TLS client
+/// certificate is configured (`ZKID_CLIENT_CERT`), which is then the
+/// credential.
 fn token(token_file: Option<&Path>) -> anyhow::Result<String> {
     let token = match token_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?,
-        None => std::env::var("ZKID_TOKEN")
-            .context("no access token: set ZKID_TOKEN or pass --token-file")?,
+        None => match std::env::var("ZKID_TOKEN") {
+            Ok(token) => token,
+            Err(_) if ClientTls::from_env().has_client_certificate() => return Ok(String::new()),
+            Err(_) => bail!(
+                "no access token: set ZKID_TOKEN, pass --token-file, or use a registered client \
+                 certificate (ZKID_CLIENT_CERT and ZKID_CLIENT_KEY)"
+            ),
+        },
     };
     let token = token.trim().to_owned();
     if token.is_empty() {

@@ -28,6 +28,9 @@ use super::{
     AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, RevertOutcome, Store,
 };
 
+// Client-certificate authentication (mTLS), beside token authentication.
+mod certificate;
+
 /// The tree of the first `size` records of the log (fewer if the log is
 /// shorter), with those records.
 async fn prefix_tree(

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod certificate;
 mod engine;
 mod hub;
 pub mod keyring;
@@ -21,7 +22,8 @@ pub use engine::{
 };
 pub use proofs::{BatchSettings, ProofChecker};
 pub use store::{
-    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
+    AuditAppend, CertificateStore, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store,
+    StoreError,
 };
 
 /// Completes once `stop` turns true (or its sender is gone). The guard

@@ -80,7 +80,7 @@ pub struct AuditAppend<'a> {
 
 /// The store. See the module docs for its guarantees.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CertificateStore + Send + Sync + 'static {
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -289,4 +289,31 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;
     /// The signed tree heads, by size.
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError>;
+}
+
+/// The store's part for client-certificate credentials
+/// ([`super::certificate`]). Their `token_hash` is the certificate's
+/// fingerprint; they are read, listed and revoked through [`Store`] like
+/// every credential.
+#[async_trait]
+pub trait CertificateStore {
+    /// Stores a certificate credential (`credential.token_hash` is the
+    /// fingerprint). [`StoreError::Conflict`] if that certificate is
+    /// registered already, in any tenant, even revoked: one certificate
+    /// is never two credentials, and a revoked one stays revoked.
+    async fn insert_certificate_credential(
+        &self,
+        credential: &CredentialRecord,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
+    /// The credential registered for the certificate with `fingerprint`.
+    async fn certificate_credential(
+        &self,
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<CredentialRecord>, StoreError>;
+    /// The ids of a tenant's certificate credentials.
+    async fn certificate_credential_ids(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<CredentialId>, StoreError>;
 }

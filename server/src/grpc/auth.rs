@@ -1,9 +1,23 @@
 //! Authentication and role enforcement, for every RPC, in one tower layer.
 //!
-//! The layer reads `authorization: Bearer <token>`, asks the engine whose
-//! token it is, checks the caller's role against the RPC's entry in
-//! [`access`], and puts the [`Caller`] into the request's extensions for the
-//! handler. Standard health checking and reflection are public.
+//! The layer finds the caller's credential, checks the caller's role
+//! against the RPC's entry in [`access`], and puts the [`Caller`] into the
+//! request's extensions for the handler. Standard health checking and
+//! reflection are public.
+//!
+//! A caller presents one credential: `authorization: Bearer <token>`, or,
+//! when the server has `tls.client_ca`, a TLS client certificate that an
+//! admin registered for a tenant and a role. The rule, in [`credential`]:
+//! - a registered certificate and no token: the certificate's credential;
+//! - a registered certificate and a token: refused (UNAUTHENTICATED), and
+//!   so is a revoked or expired certificate credential with or without a
+//!   token: a request that names two identities is a client mistake, and
+//!   silently preferring either would let a misconfigured client act with
+//!   the wrong role or tenant, or keep using a certificate after its
+//!   revocation;
+//! - a token and a certificate that is no credential (a CA-valid
+//!   certificate, e.g. a workload identity of a service mesh): the token;
+//! - neither: UNAUTHENTICATED, saying what was missing.
 
 use std::{
     future::Future,
@@ -11,13 +25,17 @@ use std::{
     task::{Context, Poll},
 };
 
-use tonic::Status;
+use tonic::{
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+    Status,
+};
 use tower::{Layer, Service};
 
 use super::Ready;
 use crate::domain::{
+    certificate::CertificateFingerprint,
     model::{Caller, Role, Scope},
-    DomainError,
+    DomainError, Engine,
 };
 
 /// Who may call an RPC.
@@ -68,25 +86,71 @@ pub(crate) fn access(path: &str) -> Access {
     }
 }
 
-fn bearer(headers: &http::HeaderMap) -> Result<&str, DomainError> {
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or(DomainError::Unauthenticated("missing bearer token"))?
+/// The bearer token, if the request carries an `authorization` header.
+fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, DomainError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
         .to_str()
         .map_err(|_| DomainError::Unauthenticated("malformed authorization header"))?;
     value
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|token| !token.is_empty())
+        .map(Some)
         .ok_or(DomainError::Unauthenticated(
             "malformed authorization header",
         ))
+}
+
+/// The fingerprint of the client's leaf certificate, if it presented one.
+/// rustls only completes a handshake whose client certificate chains to
+/// `tls.client_ca`, so a certificate here is a verified one.
+fn client_certificate(extensions: &http::Extensions) -> Option<CertificateFingerprint> {
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    certs
+        .first()
+        .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()))
+}
+
+/// The caller's credential; see the module docs for the rule.
+async fn credential(
+    engine: &Engine,
+    headers: &http::HeaderMap,
+    certificate: Option<CertificateFingerprint>,
+) -> Result<Caller, Status> {
+    let token = bearer(headers)?;
+    let by_certificate = match &certificate {
+        Some(fingerprint) => engine.authenticate_certificate(fingerprint).await?,
+        None => None,
+    };
+    match (by_certificate, token) {
+        (Some(_), Some(_)) => Err(DomainError::Unauthenticated(
+            "both a registered client certificate and a bearer token were presented: use one",
+        )
+        .into()),
+        (Some(caller), None) => Ok(caller),
+        (None, Some(token)) => Ok(engine.authenticate(token).await?),
+        (None, None) => Err(match certificate {
+            // The client's own certificate's fingerprint: what its admin
+            // needs to register it, and nothing the client did not have.
+            Some(fingerprint) => Status::unauthenticated(format!(
+                "the client certificate (SHA-256 {fingerprint}) is not registered as a \
+                 credential, and no bearer token was presented"
+            )),
+            None => DomainError::Unauthenticated("missing bearer token").into(),
+        }),
+    }
 }
 
 async fn authorize(
     ready: &Ready,
     path: &str,
     headers: &http::HeaderMap,
+    certificate: Option<CertificateFingerprint>,
 ) -> Result<Option<Caller>, Status> {
     let (role, scope) = match access(path) {
         Access::Public => return Ok(None),
@@ -94,7 +158,7 @@ async fn authorize(
         Access::Only(role, scope) => (role, scope),
     };
     let engine = super::engine(ready)?;
-    let caller = engine.authenticate(bearer(headers)?).await?;
+    let caller = credential(&engine, headers, certificate).await?;
     if caller.role != role || caller.scope != scope {
         tracing::info!(tenant = %caller.tenant, role = %caller.role, path, "permission denied");
         return Err(
@@ -155,7 +219,8 @@ where
         let ready = self.ready.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
-            match authorize(&ready, &path, request.headers()).await {
+            let certificate = client_certificate(request.extensions());
+            match authorize(&ready, &path, request.headers(), certificate).await {
                 Ok(Some(caller)) => {
                     request.extensions_mut().insert(caller);
                 }
@@ -205,12 +270,24 @@ mod tests {
     #[test]
     fn bearer_tokens_are_read_strictly() {
         let mut headers = http::HeaderMap::new();
-        assert!(bearer(&headers).is_err());
+        assert_eq!(bearer(&headers).ok(), Some(None));
         headers.insert("authorization", "Basic abc".parse().expect("header"));
         assert!(bearer(&headers).is_err());
         headers.insert("authorization", "Bearer ".parse().expect("header"));
         assert!(bearer(&headers).is_err());
         headers.insert("authorization", "Bearer zkid_x".parse().expect("header"));
-        assert_eq!(bearer(&headers).ok(), Some("zkid_x"));
+        assert_eq!(bearer(&headers).ok(), Some(Some("zkid_x")));
+    }
+
+    #[test]
+    fn plaintext_connections_have_no_client_certificate() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(client_certificate(&extensions), None);
+        // A plain TCP connection's info is not a TLS one.
+        extensions.insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: None,
+        });
+        assert_eq!(client_certificate(&extensions), None);
     }
 }

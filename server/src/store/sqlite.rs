@@ -27,6 +27,8 @@ use crate::domain::{
 /// interleave with another writer.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+mod certificate;
+
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

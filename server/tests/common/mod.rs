@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::StreamExt;
 use tonic::{
-    transport::{Channel, Endpoint},
+    transport::{Channel, ClientTlsConfig, Endpoint},
     Code, Request, Status, Streaming,
 };
 use tonic_health::pb::{
@@ -62,6 +62,8 @@ pub fn install_keys(data_dir: &Path) {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub config: Config,
+    /// How the harness's own channels reach a TLS server; `None`: plaintext.
+    pub client_tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -79,6 +81,15 @@ impl TestServer {
     /// Starts a server on `config` (whose data dir must exist) and waits
     /// until health says SERVING.
     pub async fn start(config: Config) -> Self {
+        Self::start_with_client_tls(config, None).await
+    }
+
+    /// As [`TestServer::start`], for a server with `config.tls`: the
+    /// harness's channels connect with `client_tls`.
+    pub async fn start_with_client_tls(
+        config: Config,
+        client_tls: Option<ClientTlsConfig>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -88,6 +99,7 @@ impl TestServer {
         let server = Self {
             addr,
             config,
+            client_tls,
             stop: Some(stop),
             handle: Some(handle),
         };
@@ -126,11 +138,29 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .expect("endpoint")
-            .connect()
+        self.connect(self.client_tls.clone())
             .await
             .expect("connect")
+    }
+
+    /// A channel over TLS configured by `tls`, or plaintext for `None`.
+    pub async fn connect(
+        &self,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        match tls {
+            None => {
+                Endpoint::from_shared(format!("http://{}", self.addr))?
+                    .connect()
+                    .await
+            }
+            Some(tls) => {
+                Endpoint::from_shared(format!("https://{}", self.addr))?
+                    .tls_config(tls)?
+                    .connect()
+                    .await
+            }
+        }
     }
 
     pub async fn enrollment(&self) -> EnrollmentClient<Channel> {

@@ -21,6 +21,7 @@
 //! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
 //! | `verdict_ttl_secs` | 600 | how long a signed verdict may be relied on after its session resolved (1..=86400) |
 //! | `customer_verifications_per_day` | 20 | verifications pushed to one customer per 24 hours; more resolve LOCKED (1..=1000) |
+//! | `operator_assertion_ttl_secs` | 60 | how long an operator login assertion may be relied on (1..=3600) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA: requires client certificates (mTLS) |
 //!
@@ -88,6 +89,8 @@ pub struct Config {
     pub verdict_ttl_secs: u64,
     /// Verifications per customer per 24 hours.
     pub customer_verifications_per_day: u32,
+    /// Operator login assertion lifetime, seconds.
+    pub operator_assertion_ttl_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -123,6 +126,7 @@ impl Default for Config {
             audit_head_interval_secs: 300,
             verdict_ttl_secs: 600,
             customer_verifications_per_day: 20,
+            operator_assertion_ttl_secs: 60,
             tls: None,
         }
     }
@@ -236,6 +240,12 @@ impl Config {
         )?;
         range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
         range("verdict_ttl_secs", self.verdict_ttl_secs, 1, 86_400)?;
+        range(
+            "operator_assertion_ttl_secs",
+            self.operator_assertion_ttl_secs,
+            1,
+            3600,
+        )?;
         range(
             "customer_verifications_per_day",
             u64::from(self.customer_verifications_per_day),

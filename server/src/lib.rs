@@ -17,6 +17,8 @@
 //! - [`signing`]: the server's Ed25519 signing keys (audit records, tree
 //!   heads, verdicts), generated on first start, rotatable;
 //! - [`verdict`]: signed verdicts and their offline check, for clients;
+//! - [`assertion`]: operator login assertions (EdDSA JWTs) and their
+//!   offline check, for workstation login systems;
 //! - [`config`]: layered configuration;
 //! - [`admin`]: what the admin CLI does (tenants, credentials).
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod admin;
+pub mod assertion;
 pub mod config;
 pub mod domain;
 mod grpc;
@@ -54,7 +57,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::{server::HealthReporter, ServingStatus};
 use zkid_proto::v1::{
     audit_server::AuditServer, device_server::DeviceServer, enrollment_server::EnrollmentServer,
-    keys_server::KeysServer, verification_server::VerificationServer,
+    keys_server::KeysServer, operator_enrollment_server::OperatorEnrollmentServer,
+    operator_login_server::OperatorLoginServer, verification_server::VerificationServer,
 };
 
 use crate::{
@@ -64,8 +68,8 @@ use crate::{
         DomainError, Engine, EngineSettings, ProofChecker, StoreError,
     },
     grpc::{
-        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService, Ready,
-        VerificationService,
+        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService,
+        OperatorEnrollmentService, OperatorLoginService, Ready, VerificationService,
     },
     keys::KeySetupError,
     store::SqliteStore,
@@ -105,12 +109,14 @@ pub enum ServerError {
     Task(String),
 }
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 7] = [
     "zkid.v1.Enrollment",
     "zkid.v1.Verification",
     "zkid.v1.Device",
     "zkid.v1.Audit",
     "zkid.v1.Keys",
+    "zkid.v1.OperatorEnrollment",
+    "zkid.v1.OperatorLogin",
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -170,6 +176,7 @@ async fn start_engine(
             device_sessions_per_minute: config.device_sessions_per_minute,
             verdict_ttl: Duration::from_secs(config.verdict_ttl_secs),
             customer_verifications_per_day: config.customer_verifications_per_day,
+            operator_assertion_ttl: Duration::from_secs(config.operator_assertion_ttl_secs),
         },
         stop,
     );
@@ -291,6 +298,20 @@ pub async fn run(
         )
         .add_service(
             AuditServer::new(AuditService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            OperatorEnrollmentServer::new(OperatorEnrollmentService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            OperatorLoginServer::new(OperatorLoginService {
                 ready: Arc::clone(&ready),
             })
             .max_decoding_message_size(max_in)

@@ -10,6 +10,7 @@ mod engine;
 mod hub;
 pub mod keyring;
 pub mod model;
+pub mod operator;
 mod proofs;
 pub mod secrets;
 mod store;

@@ -16,7 +16,7 @@ use crate::domain::{
     model::{
         AssuranceLevel, AttributeCommitment, CredentialId, CredentialRecord, Customer, CustomerRef,
         Device, DeviceId, DeviceStatus, FraudEvent, LockoutState, Resolution, Resolved, Role,
-        Scope, Session, SessionId, SessionState, Tenant, TenantId, Timestamp,
+        Scope, Session, SessionId, SessionState, SubjectKind, Tenant, TenantId, Timestamp,
     },
     AuditAppend, CustomerRegistration, DeviceEnrollment, Store, StoreError,
 };
@@ -444,14 +444,25 @@ impl Store for SqliteStore {
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        let existed =
-            sqlx::query("SELECT 1 FROM customers WHERE tenant_id = ? AND customer_ref = ?")
-                .bind(reg.tenant.as_str())
-                .bind(reg.customer_ref.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?
-                .is_some();
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT kind FROM customers WHERE tenant_id = ? AND customer_ref = ?",
+        )
+        .bind(reg.tenant.as_str())
+        .bind(reg.customer_ref.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // A reference names one kind of subject for good: re-registering it
+        // as the other kind would hand one's device and standing to the other.
+        if existing
+            .as_deref()
+            .is_some_and(|kind| kind != reg.kind.as_str())
+        {
+            return Err(StoreError::Conflict(
+                "a subject of another kind with this reference",
+            ));
+        }
+        let existed = existing.is_some();
         let (commitment, schema) = match &reg.attributes {
             Some(a) => (
                 Some(a.commitment.to_vec()),
@@ -460,8 +471,8 @@ impl Store for SqliteStore {
             None => (None, None),
         };
         sqlx::query(
-            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at, kind) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
                attribute_commitment = COALESCE(excluded.attribute_commitment, customers.attribute_commitment), \
                attribute_schema = COALESCE(excluded.attribute_schema, customers.attribute_schema), \
@@ -473,6 +484,7 @@ impl Store for SqliteStore {
         .bind(schema)
         .bind(reg.at.0)
         .bind(reg.at.0)
+        .bind(reg.kind.as_str())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -502,7 +514,7 @@ impl Store for SqliteStore {
         customer_ref: &CustomerRef,
     ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(
-            "SELECT attribute_commitment, attribute_schema FROM customers \
+            "SELECT attribute_commitment, attribute_schema, kind FROM customers \
              WHERE tenant_id = ? AND customer_ref = ?",
         )
         .bind(tenant.as_str())
@@ -521,10 +533,12 @@ impl Store for SqliteStore {
                 }),
                 _ => None,
             };
+            let kind: String = row.try_get("kind").map_err(backend)?;
             Ok(Customer {
                 tenant: tenant.clone(),
                 customer_ref: customer_ref.clone(),
                 attributes,
+                kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
             })
         })
         .transpose()
@@ -1048,5 +1062,40 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn insert_login_audience(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        audience: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO operator_logins (session_id, tenant_id, audience, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(session.as_str())
+        .bind(tenant.as_str())
+        .bind(audience)
+        .bind(at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict("operator login")
+            } else {
+                backend(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
+            .bind(session.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
     }
 }

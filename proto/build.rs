@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "zkid/v1/device.proto",
     "zkid/v1/audit.proto",
     "zkid/v1/keys.proto",
+    "zkid/v1/operator.proto",
 ];
 
 fn main() -> io::Result<()> {

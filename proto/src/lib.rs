@@ -12,6 +12,10 @@
 //! - [`v1::audit_server::Audit`]: the tenant's auditors read fraud events
 //!   and the tamper-evident audit log with its proofs.
 //! - [`v1::keys_server::Keys`]: the server's public signing keys (public).
+//! - [`v1::operator_enrollment_server::OperatorEnrollment`] and
+//!   [`v1::operator_login_server::OperatorLogin`]: BPO operators enroll
+//!   their phones, and workstation login systems use them as a second
+//!   factor, receiving a signed assertion.
 //!
 //! The `.proto` files document every message and field, the roles each RPC
 //! admits and its errors. This crate holds generated code only; it knows

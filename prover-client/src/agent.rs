@@ -2,13 +2,20 @@
 //! it to its outcome. This is the reference for agent-desktop integrations:
 //! the agent learns the binding code, the state and the level reached, and
 //! nothing else.
+//!
+//! Also the workstation login system's side of the operator second factor
+//! ([`LoginSystemClient`]): begin an operator's login, follow it, and
+//! receive the signed assertion, checked offline with
+//! [`crate::assertion::verify`].
 
-use std::fmt;
+use std::{collections::HashMap, fmt};
 
 use tokio_stream::StreamExt;
 use zkid_proto::v1::{
-    verification_client::VerificationClient, AssuranceLevel, SessionState,
-    StartVerificationRequest, VerificationSession, WatchVerificationRequest,
+    keys_client::KeysClient, operator_login_client::OperatorLoginClient,
+    verification_client::VerificationClient, AssuranceLevel, BeginLoginRequest,
+    GetSigningKeysRequest, OperatorLoginSession, SessionState, StartVerificationRequest,
+    VerificationSession, WatchLoginRequest, WatchVerificationRequest,
 };
 
 use crate::rpc::{Connection, RpcError};
@@ -187,4 +194,147 @@ impl AgentClient {
             })
         })
     }
+}
+
+/// An operator login, as the workstation login system sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginView {
+    /// Opaque session id (the assertion's `jti`).
+    pub session_id: String,
+    /// Current state.
+    pub state: State,
+    /// The operator logging in.
+    pub operator_ref: String,
+    /// The audience the assertion is for.
+    pub audience: String,
+    /// The level reached so far.
+    pub level_reached: u8,
+    /// The code the operator sees on their phone.
+    pub binding_code: String,
+    /// Once PASSED: the signed assertion (a compact JWS).
+    pub assertion: Option<String>,
+}
+
+fn login_view(login: OperatorLoginSession) -> Result<LoginView, RpcError> {
+    let state = State::from_proto(login.state).ok_or_else(|| RpcError::Refused {
+        code: "Internal".into(),
+        message: "server sent an unknown session state".into(),
+    })?;
+    Ok(LoginView {
+        session_id: login.session_id,
+        state,
+        operator_ref: login.operator_ref,
+        audience: login.audience,
+        level_reached: level(login.level_reached),
+        binding_code: login.binding_code,
+        assertion: (!login.assertion.is_empty()).then_some(login.assertion),
+    })
+}
+
+/// A connection with a workstation login system's credential (role
+/// `login`): the reference for login-system integrations.
+pub struct LoginSystemClient {
+    connection: Connection,
+    token: String,
+}
+
+impl fmt::Debug for LoginSystemClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginSystemClient")
+            .field("server", &self.connection.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginSystemClient {
+    /// Connects to `server` with a login system token.
+    ///
+    /// # Errors
+    /// Bad address or unreachable server.
+    pub fn connect(server: &str, token: &str) -> Result<Self, RpcError> {
+        Ok(Self {
+            connection: Connection::open(server)?,
+            token: token.to_owned(),
+        })
+    }
+
+    /// Begins an operator login for `audience` and calls `on_update` with
+    /// the new login at once (so the binding code can be shown), then with
+    /// every change until it resolves; returns the final view.
+    ///
+    /// # Errors
+    /// The server refused or the connection broke.
+    pub fn login(
+        &self,
+        operator_ref: &str,
+        audience: &str,
+        mut on_update: impl FnMut(&LoginView),
+    ) -> Result<LoginView, RpcError> {
+        let mut client = OperatorLoginClient::new(self.connection.with_token(&self.token)?);
+        self.connection.block_on(async {
+            let begun = client
+                .begin_login(BeginLoginRequest {
+                    operator_ref: operator_ref.to_owned(),
+                    audience: audience.to_owned(),
+                })
+                .await?
+                .into_inner();
+            let mut current = login_view(begun)?;
+            on_update(&current);
+            if current.state.is_final() {
+                return Ok(current);
+            }
+            let mut stream = client
+                .watch_login(WatchLoginRequest {
+                    session_id: current.session_id.clone(),
+                })
+                .await?
+                .into_inner();
+            while let Some(update) = stream.next().await {
+                let next = login_view(update?)?;
+                if next != current {
+                    on_update(&next);
+                }
+                current = next;
+                if current.state.is_final() {
+                    return Ok(current);
+                }
+            }
+            Err(RpcError::Refused {
+                code: "Unavailable".into(),
+                message: "the server closed the watch before the login resolved".into(),
+            })
+        })
+    }
+
+    /// The server's public signing keys by id (`Keys.GetSigningKeys`), to
+    /// check assertions offline.
+    ///
+    /// # Errors
+    /// The server refused, or sent a key that is not 32 bytes.
+    pub fn signing_keys(&self) -> Result<HashMap<String, [u8; 32]>, RpcError> {
+        signing_keys(&self.connection, &self.token)
+    }
+}
+
+/// Fetches the server's public signing keys (a public RPC: the token is
+/// sent but not needed).
+fn signing_keys(
+    connection: &Connection,
+    token: &str,
+) -> Result<HashMap<String, [u8; 32]>, RpcError> {
+    let mut client = KeysClient::new(connection.with_token(token)?);
+    let keys = connection
+        .block_on(client.get_signing_keys(GetSigningKeysRequest {}))?
+        .into_inner()
+        .keys;
+    keys.into_iter()
+        .map(|k| {
+            let key: [u8; 32] = k.public_key.try_into().map_err(|_| RpcError::Refused {
+                code: "Internal".into(),
+                message: format!("server sent a malformed public key {}", k.key_id),
+            })?;
+            Ok((k.key_id, key))
+        })
+        .collect()
 }

@@ -6,8 +6,8 @@
 use std::{fmt, time::SystemTime};
 
 use zkid_proto::v1::{
-    enrollment_client::EnrollmentClient, AttributeCommitment, RegisterCustomerRequest,
-    RevokeDeviceRequest,
+    enrollment_client::EnrollmentClient, operator_enrollment_client::OperatorEnrollmentClient,
+    AttributeCommitment, RegisterCustomerRequest, RegisterOperatorRequest, RevokeDeviceRequest,
 };
 
 use crate::rpc::{Connection, RpcError};
@@ -99,5 +99,27 @@ impl EnrollerClient {
                 device_id: device_id.to_owned(),
             }))?;
         Ok(())
+    }
+
+    /// Registers (or re-registers) a BPO operator of the tenant; the
+    /// operator's phone enrolls with the code as a customer's does.
+    ///
+    /// # Errors
+    /// The server refused (e.g. the reference is a customer's).
+    pub fn register_operator(&self, operator_ref: &str) -> Result<EnrollmentCode, RpcError> {
+        let mut client = OperatorEnrollmentClient::new(self.connection.with_token(&self.token)?);
+        let response = self
+            .connection
+            .block_on(client.register_operator(RegisterOperatorRequest {
+                operator_ref: operator_ref.to_owned(),
+            }))?
+            .into_inner();
+        Ok(EnrollmentCode {
+            code: response.enrollment_code,
+            expires_at: response
+                .code_expires_at
+                .and_then(|t| SystemTime::try_from(t).ok()),
+            existing_customer: response.existing_operator,
+        })
     }
 }

@@ -6,6 +6,11 @@
 //! can be wrapped for iOS and Android.
 
 pub mod agent;
+// The server's own offline check of operator login assertions, built here
+// from the same file: it depends on nothing else of the server, and a
+// login client should not pull in the server's storage and gRPC stack.
+#[path = "../../server/src/assertion.rs"]
+pub mod assertion;
 pub mod credential_file;
 pub mod enroller;
 pub mod phone;

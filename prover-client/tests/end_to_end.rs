@@ -447,3 +447,85 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     let (agent_out, _) = verify(&server, &agent_token, &new_phone, "y\n8080\n");
     assert!(agent_out.status.success(), "{}", text(&agent_out));
 }
+
+#[test]
+fn operator_login_with_the_real_binaries_yields_an_assertion_checked_offline() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "bpo", "--name", "Acme BPO"]);
+    let create = |role: &str| {
+        admin(
+            &data,
+            &["credential", "create", "--tenant", "bpo", "--role", role],
+        )
+    };
+    let enroller = create("enroller");
+    let login_token = create("login");
+    let server = start_server(&data);
+
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-operator", "--operator", "op-0007"],
+    )
+    .output()
+    .expect("zkid-agent runs");
+    let code = enrollment_code(&out);
+    let phone = Phone {
+        dir: root.path().join("operator-phone"),
+        server: &server,
+    };
+    phone.enroll(&code, "2580");
+
+    let login = |answers: &str| {
+        let run = agent(
+            &server,
+            &login_token,
+            &[
+                "operator-login",
+                "--operator",
+                "op-0007",
+                "--audience",
+                "workstation:ws-12",
+            ],
+        )
+        .spawn()
+        .expect("zkid-agent starts");
+        let phone_out = phone.run(&["listen", "--once", "--timeout", "60"], answers);
+        (
+            run.wait_with_output().expect("zkid-agent finishes"),
+            phone_out,
+        )
+    };
+    let (agent_out, phone_out) = login("y\n2580\n");
+    let shown = text(&agent_out);
+    assert!(agent_out.status.success(), "{shown}\n{}", text(&phone_out));
+    assert_eq!(binding_code(&shown), binding_code(&text(&phone_out)));
+    assert!(text(&phone_out).contains("workstation_login"));
+    assert!(shown.contains("outcome PASSED level L1"), "{shown}");
+    assert!(shown.contains("assertion eyJ"), "{shown}");
+    assert!(
+        shown.contains(
+            "assertion checked offline: operator op-0007 tenant bpo audience workstation:ws-12 level L1"
+        ),
+        "{shown}"
+    );
+
+    // A wrong PIN fails, with exit code 1 and no assertion.
+    let (agent_out, _) = login("y\n0000\n");
+    let shown = text(&agent_out);
+    assert_eq!(agent_out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("outcome FAILED"), "{shown}");
+    assert!(!shown.contains("assertion"), "{shown}");
+
+    // An enroller token cannot begin operator logins: exit code 2.
+    let out = agent(
+        &server,
+        &enroller,
+        &["operator-login", "--operator", "op-0007"],
+    )
+    .output()
+    .expect("zkid-agent runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("PermissionDenied"), "{}", text(&out));
+}

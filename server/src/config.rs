@@ -27,6 +27,7 @@
 //! | `verifier.queue_capacity` | 1024 | proof submissions that may wait for verification; more are shed with RESOURCE_EXHAUSTED (1..=1000000) |
 //! | `verifier.max_batch` | 64 | proofs verified together in one batch (1..=4096) |
 //! | `verifier.batch_window_micros` | 0 | how long a batch already holding several submissions may wait for more; a lone proof never waits (0..=100000) |
+//! | `operator_assertion_ttl_secs` | 60 | how long an operator login assertion may be relied on (1..=3600) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA bundle: the server asks for client certificates and verifies them against it (mTLS); needs `tls.cert` and `tls.key` |
 //!
@@ -108,6 +109,8 @@ pub struct Config {
     pub step_up_window_secs: u64,
     /// Revert window after an enrollment or credential change, seconds.
     pub change_revert_secs: u64,
+    /// Operator login assertion lifetime, seconds.
+    pub operator_assertion_ttl_secs: u64,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
     /// Proof queueing and batching.
@@ -271,6 +274,7 @@ impl Default for Config {
             policy_dir: None,
             step_up_window_secs: 300,
             change_revert_secs: 72 * 3600,
+            operator_assertion_ttl_secs: 60,
             tls: None,
             verifier: VerifierConfig::default(),
         }
@@ -385,6 +389,12 @@ impl Config {
         )?;
         range("lockout_base_secs", self.lockout_base_secs, 1, 86_400)?;
         range("verdict_ttl_secs", self.verdict_ttl_secs, 1, 86_400)?;
+        range(
+            "operator_assertion_ttl_secs",
+            self.operator_assertion_ttl_secs,
+            1,
+            3600,
+        )?;
         range(
             "customer_verifications_per_day",
             u64::from(self.customer_verifications_per_day),

@@ -17,6 +17,8 @@
 //! - [`signing`]: the server's Ed25519 signing keys (audit records, tree
 //!   heads, verdicts), generated on first start, rotatable;
 //! - [`verdict`]: signed verdicts and their offline check, for clients;
+//! - [`assertion`]: operator login assertions (EdDSA JWTs) and their
+//!   offline check, for workstation login systems;
 //! - [`config`]: layered configuration;
 //! - [`admin`]: what the admin CLI does (tenants, credentials).
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod admin;
+pub mod assertion;
 pub mod config;
 pub mod domain;
 mod grpc;
@@ -54,7 +57,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::{server::HealthReporter, ServingStatus};
 use zkid_proto::v1::{
     audit_server::AuditServer, device_server::DeviceServer, enrollment_server::EnrollmentServer,
-    keys_server::KeysServer, verification_server::VerificationServer,
+    keys_server::KeysServer, operator_enrollment_server::OperatorEnrollmentServer,
+    operator_login_server::OperatorLoginServer, verification_server::VerificationServer,
 };
 
 use crate::{
@@ -66,8 +70,8 @@ use crate::{
         StoreError,
     },
     grpc::{
-        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService, Ready,
-        VerificationService,
+        auth::AuthLayer, AuditService, DeviceService, EnrollmentService, KeysService,
+        OperatorEnrollmentService, OperatorLoginService, Ready, VerificationService,
     },
     keys::KeySetupError,
     store::SqliteStore,
@@ -113,12 +117,14 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
 }
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 7] = [
     "zkid.v1.Enrollment",
     "zkid.v1.Verification",
     "zkid.v1.Device",
     "zkid.v1.Audit",
     "zkid.v1.Keys",
+    "zkid.v1.OperatorEnrollment",
+    "zkid.v1.OperatorLogin",
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -182,6 +188,7 @@ async fn start_engine(
             step_up_window: Duration::from_secs(config.step_up_window_secs),
             change_revert_window: Duration::from_secs(config.change_revert_secs),
             challenges,
+            operator_assertion_ttl: Duration::from_secs(config.operator_assertion_ttl_secs),
         },
         stop,
     );
@@ -319,6 +326,20 @@ pub async fn run_with_challenges(
         )
         .add_service(
             AuditServer::new(AuditService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            OperatorEnrollmentServer::new(OperatorEnrollmentService {
+                ready: Arc::clone(&ready),
+            })
+            .max_decoding_message_size(max_in)
+            .max_encoding_message_size(max_out),
+        )
+        .add_service(
+            OperatorLoginServer::new(OperatorLoginService {
                 ready: Arc::clone(&ready),
             })
             .max_decoding_message_size(max_in)

@@ -109,7 +109,12 @@ enum AuditCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Print every public key: its id and hex encoding.
-    Public,
+    Public {
+        /// Print a JWK set instead (RFC 7517, OKP/Ed25519 keys), for
+        /// login systems checking operator assertions.
+        #[arg(long)]
+        jwks: bool,
+    },
     /// Add a signing key and sign with it from the next start; earlier
     /// keys stay for checking what they signed.
     Rotate,
@@ -136,7 +141,8 @@ enum CredentialCommand {
         /// The tenant.
         #[arg(long)]
         tenant: String,
-        /// agent, enroller, auditor or admin.
+        /// agent, enroller, auditor, admin or login (a workstation login
+        /// system: operator logins only).
         #[arg(long)]
         role: String,
         /// A label for operators (no personal data).
@@ -282,7 +288,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Command::Keys(KeysCommand::Public) => {
+        Command::Keys(KeysCommand::Public { jwks: true }) => {
+            let keys = admin::signing_keys(&config)?;
+            let set = zkid_server::assertion::jwks(
+                keys.public_keys()
+                    .iter()
+                    .map(|(id, key)| (id.as_str(), key.to_bytes())),
+            );
+            println!("{}", serde_json::to_string_pretty(&set)?);
+        }
+        Command::Keys(KeysCommand::Public { jwks: false }) => {
             let keys = admin::signing_keys(&config)?;
             for (id, key) in keys.public_keys() {
                 let current = if id == keys.current_id() {

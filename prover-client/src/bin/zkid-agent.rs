@@ -15,7 +15,8 @@ use std::{
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use zkid_prover::{
-    agent::{AgentClient, State},
+    agent::{AgentClient, LoginSystemClient, State},
+    assertion,
     credential_file::CredentialFile,
     enroller::EnrollerClient,
     rpc::ClientTls,
@@ -83,6 +84,25 @@ enum Command {
         /// Where to write the credential (created with mode 0600).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// As the BPO's backend (enroller token): register an operator and
+    /// print the one-time code their phone enrolls with (`zkid-prover
+    /// enroll --code ...`).
+    EnrollOperator {
+        /// The operator's reference (e.g. a staff number; not a name).
+        #[arg(long)]
+        operator: String,
+    },
+    /// As a workstation login system (login token): ask the operator's
+    /// phone for the second factor; on PASSED print the signed assertion
+    /// and check it offline. Exits 0 only if PASSED and the check holds.
+    OperatorLogin {
+        /// The operator's reference.
+        #[arg(long)]
+        operator: String,
+        /// The assertion's audience: this login system's name.
+        #[arg(long, default_value = "zkid-agent")]
+        audience: String,
     },
     /// As the organization's backend (enroller token): revoke a device.
     RevokeDevice {
@@ -165,6 +185,62 @@ fn run(args: Args) -> anyhow::Result<bool> {
                 println!("customer {customer} re-registered: their current device will be told when a new one enrolls");
             }
             println!("enrollment code {}", code.code);
+            Ok(true)
+        }
+        Command::EnrollOperator { operator } => {
+            let code = EnrollerClient::connect(&server, &token()?)?.register_operator(&operator)?;
+            if code.existing_customer {
+                println!("operator {operator} re-registered: their current phone will be told when a new one enrolls");
+            }
+            println!("enrollment code {}", code.code);
+            Ok(true)
+        }
+        Command::OperatorLogin { operator, audience } => {
+            let client = LoginSystemClient::connect(&server, &token()?)?;
+            let outcome = client.login(&operator, &audience, |view| {
+                if view.state == State::Pending {
+                    println!(
+                        "binding code {}  (the operator sees the same code on their phone)",
+                        view.binding_code
+                    );
+                    println!("waiting for the operator's phone...");
+                } else {
+                    println!("{}", view.state);
+                }
+            })?;
+            println!(
+                "outcome {} level L{} session {}",
+                outcome.state, outcome.level_reached, outcome.session_id
+            );
+            if outcome.state != State::Passed {
+                return Ok(false);
+            }
+            let token = outcome
+                .assertion
+                .context("the server sent no assertion for a passed login")?;
+            println!("assertion {token}");
+            let keys = client.signing_keys()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the clock is before 1970")?
+                .as_secs();
+            let now = i64::try_from(now).context("the clock is out of range")?;
+            let claims = assertion::verify(&token, &audience, now, |id| keys.get(id).copied())
+                .context("the assertion does not check")?;
+            if claims.sub != operator {
+                bail!(
+                    "the assertion names operator {}, not {operator}",
+                    claims.sub
+                );
+            }
+            println!(
+                "assertion checked offline: operator {} tenant {} audience {} level L{} expires in {}s",
+                claims.sub,
+                claims.tenant,
+                claims.aud,
+                claims.level,
+                claims.exp - now
+            );
             Ok(true)
         }
         Command::RevokeDevice { customer, device } => {

@@ -20,7 +20,7 @@ use super::{
         AccountRef, Actor, AssuranceLevel, AttributeCommitment, Caller, ChangeId, CredentialChange,
         CredentialId, CredentialRecord, Customer, CustomerRef, Device, DeviceId, DeviceStatus,
         FraudEvent, LockoutPolicy, Resolution, RevertTerms, Role, Scope, Session, SessionId,
-        SessionState, TenantId, Timestamp,
+        SessionState, SubjectKind, TenantId, Timestamp,
     },
     policy::{self, Established, Operation},
     proofs::{ProofChecker, ProofItem},
@@ -98,6 +98,8 @@ pub struct EngineSettings {
     /// Where session challenges come from: [`RandomChallenges`] except in
     /// a measurement harness (see [`ChallengeSource`]).
     pub challenges: Arc<dyn ChallengeSource>,
+    /// How long an operator login assertion may be relied on.
+    pub operator_assertion_ttl: Duration,
 }
 
 /// Rejected revert proofs after which a change can no longer be reverted:
@@ -109,7 +111,7 @@ const MAX_FAILED_REVERTS: u32 = 5;
 const BUDGET_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The window of the per-agent and per-device rate limits.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
+pub(super) const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The result of registering a customer.
 #[derive(Debug)]
@@ -245,7 +247,7 @@ pub enum DeviceUpdate {
 }
 
 #[derive(Debug, Clone)]
-enum DeviceSignal {
+pub(super) enum DeviceSignal {
     Request(SessionId),
     Closed(SessionId, SessionState),
     Notice(NoticeKind, Timestamp, Option<RevertOffer>),
@@ -253,17 +255,17 @@ enum DeviceSignal {
 
 /// The service's use cases. Cheap to share behind an `Arc`.
 pub struct Engine {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     catalog: Catalog,
     proofs: ProofChecker,
-    keys: Arc<KeyRing>,
-    settings: EngineSettings,
-    sessions: Hub<SessionId, ()>,
-    devices: Hub<DeviceId, DeviceSignal>,
-    shutdown: watch::Receiver<bool>,
+    pub(super) keys: Arc<KeyRing>,
+    pub(super) settings: EngineSettings,
+    pub(super) sessions: Hub<SessionId, ()>,
+    pub(super) devices: Hub<DeviceId, DeviceSignal>,
+    pub(super) shutdown: watch::Receiver<bool>,
 }
 
-fn require(caller: &Caller, role: Role, scope: Scope) -> Result<(), DomainError> {
+pub(super) fn require(caller: &Caller, role: Role, scope: Scope) -> Result<(), DomainError> {
     if caller.role == role && caller.scope == scope {
         Ok(())
     } else {
@@ -296,14 +298,14 @@ impl Engine {
         }
     }
 
-    fn audit<'a>(&'a self, events: &'a [AuditEvent]) -> AuditAppend<'a> {
+    pub(super) fn audit<'a>(&'a self, events: &'a [AuditEvent]) -> AuditAppend<'a> {
         AuditAppend {
             events,
             keys: &self.keys,
         }
     }
 
-    fn event(
+    pub(super) fn event(
         caller: &Caller,
         action: &str,
         customer_ref: &CustomerRef,
@@ -463,6 +465,7 @@ impl Engine {
                     tenant: caller.tenant.clone(),
                     customer_ref,
                     attributes,
+                    kind: SubjectKind::Customer,
                     code: record,
                     at: now,
                     revert: revert.clone(),
@@ -608,7 +611,7 @@ impl Engine {
         Ok(at)
     }
 
-    fn revert_terms(&self, at: Timestamp) -> RevertTerms {
+    pub(super) fn revert_terms(&self, at: Timestamp) -> RevertTerms {
         RevertTerms {
             id: ChangeId::random(),
             challenge: secrets::random_challenge(),
@@ -635,7 +638,7 @@ impl Engine {
         Ok(true)
     }
 
-    async fn organization(&self, tenant: &TenantId) -> Result<String, DomainError> {
+    pub(super) async fn organization(&self, tenant: &TenantId) -> Result<String, DomainError> {
         Ok(self
             .store
             .tenant(tenant)
@@ -682,6 +685,7 @@ impl Engine {
             .store
             .customer(&caller.tenant, &customer_ref)
             .await?
+            .filter(|c| c.kind == SubjectKind::Customer)
             .ok_or(DomainError::NotFound("customer"))?;
         let device = self
             .store
@@ -805,7 +809,12 @@ impl Engine {
         Ok(session)
     }
 
-    fn start_event(&self, caller: &Caller, session: &Session, at: Timestamp) -> AuditEvent {
+    pub(super) fn start_event(
+        &self,
+        caller: &Caller,
+        session: &Session,
+        at: Timestamp,
+    ) -> AuditEvent {
         AuditEvent::for_session(
             &Actor::of(caller),
             "session.start",
@@ -916,7 +925,11 @@ impl Engine {
     /// Whether a new session must resolve LOCKED: its customer is locked
     /// out or spent the day's budget, or its device was asked too often.
     /// Clears a lock that ended.
-    async fn refused(&self, session: &Session, now: Timestamp) -> Result<bool, DomainError> {
+    pub(super) async fn refused(
+        &self,
+        session: &Session,
+        now: Timestamp,
+    ) -> Result<bool, DomainError> {
         let standing = self
             .store
             .lockout(&session.tenant, &session.customer_ref)
@@ -967,7 +980,8 @@ impl Engine {
             .ok_or(DomainError::NotFound("session"))?;
         let allowed = session.tenant == caller.tenant
             && match caller.role {
-                Role::Agent => true,
+                // Operator logins are the login system's business.
+                Role::Agent => session.operation != super::operator::LOGIN_OPERATION,
                 Role::Device => caller.device.as_ref() == Some(&session.device),
                 _ => false,
             };
@@ -983,7 +997,7 @@ impl Engine {
     }
 
     /// Expires a session if it is due, and returns its current state.
-    async fn expire(&self, id: &SessionId) -> Result<Session, DomainError> {
+    pub(super) async fn expire(&self, id: &SessionId) -> Result<Session, DomainError> {
         let resolution = Resolution {
             state: SessionState::Expired,
             level_reached: AssuranceLevel::None,
@@ -1002,7 +1016,7 @@ impl Engine {
             .ok_or(DomainError::NotFound("session"))
     }
 
-    async fn resolve(
+    pub(super) async fn resolve(
         &self,
         id: &SessionId,
         resolution: &Resolution,

@@ -11,6 +11,7 @@ mod engine;
 mod hub;
 pub mod keyring;
 pub mod model;
+pub mod operator;
 pub mod policy;
 mod proofs;
 pub mod secrets;

@@ -162,6 +162,9 @@ pub enum Role {
     Auditor,
     /// Administers its tenant (no RPC yet: administration is the CLI's).
     Admin,
+    /// A workstation login system: starts and follows its operators' logins
+    /// (`zkid.v1.OperatorLogin`) and nothing else.
+    Login,
 }
 
 impl Role {
@@ -173,6 +176,7 @@ impl Role {
             Self::Enroller => "enroller",
             Self::Auditor => "auditor",
             Self::Admin => "admin",
+            Self::Login => "login",
         }
     }
 }
@@ -192,6 +196,7 @@ impl FromStr for Role {
             "enroller" => Self::Enroller,
             "auditor" => Self::Auditor,
             "admin" => Self::Admin,
+            "login" => Self::Login,
             _ => return Err(DomainError::InvalidArgument("unknown role")),
         })
     }
@@ -302,6 +307,8 @@ pub struct Customer {
     pub attributes: Option<AttributeCommitment>,
     /// When the current attribute commitment was registered.
     pub attributes_at: Option<Timestamp>,
+    /// Customer or operator.
+    pub kind: SubjectKind,
 }
 
 /// What changed about a customer's enrollment or credential.
@@ -398,6 +405,36 @@ impl fmt::Debug for CredentialChange {
             .field("revert_until", &self.revert_until)
             .field("reverted_at", &self.reverted_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// Who a subject (a row of `customers`) is. Customers are verified by
+/// agents; operators log in to workstations. One never stands in for the
+/// other: each flow refuses the other kind as if it did not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    /// A customer of the organization.
+    Customer,
+    /// A BPO operator of the tenant.
+    Operator,
+}
+
+impl SubjectKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Operator => "operator",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(Self::Customer),
+            "operator" => Some(Self::Operator),
+            _ => None,
+        }
     }
 }
 

@@ -530,6 +530,7 @@ mod tests {
                 customer_verifications_per_day: 10,
                 step_up_window: Duration::from_secs(300),
                 change_revert_window: Duration::from_secs(3600),
+                operator_assertion_ttl: Duration::from_secs(60),
                 challenges: Arc::new(RandomChallenges),
             },
             shutdown,

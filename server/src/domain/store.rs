@@ -10,7 +10,7 @@ use super::keyring::KeyRing;
 use super::model::{
     AttributeCommitment, ChangeId, CredentialChange, CredentialId, CredentialRecord, Customer,
     CustomerRef, Device, DeviceId, FraudEvent, LockoutState, Resolution, Resolved, RevertTerms,
-    Session, SessionId, Tenant, TenantId, Timestamp,
+    Session, SessionId, SubjectKind, Tenant, TenantId, Timestamp,
 };
 
 /// Storage failures.
@@ -33,6 +33,9 @@ pub struct CustomerRegistration {
     pub customer_ref: CustomerRef,
     /// New attribute commitment; `None` keeps the stored one.
     pub attributes: Option<AttributeCommitment>,
+    /// Customer or operator. A reference registered as one kind cannot be
+    /// registered as the other ([`StoreError::Conflict`]).
+    pub kind: SubjectKind,
     /// The new enrollment code's credential.
     pub code: CredentialRecord,
     /// Now.
@@ -289,6 +292,19 @@ pub trait Store: CertificateStore + Send + Sync + 'static {
     async fn insert_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;
     /// The signed tree heads, by size.
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError>;
+
+    /// Records the audience an operator login is started for. Called
+    /// before the session is stored, so that a stored login session always
+    /// has one. [`StoreError::Conflict`] if the session id has one.
+    async fn insert_login_audience(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        audience: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The audience an operator login was started for.
+    async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError>;
 }
 
 /// The store's part for client-certificate credentials

@@ -55,6 +55,7 @@ pub(crate) fn access(path: &str) -> Access {
     const DEVICE: Access = Access::Only(Role::Device, Scope::Full);
     const ENROLLER: Access = Access::Only(Role::Enroller, Scope::Full);
     const AUDITOR: Access = Access::Only(Role::Auditor, Scope::Full);
+    const LOGIN: Access = Access::Only(Role::Login, Scope::Full);
     if path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.v1.ServerReflection/")
         || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
@@ -82,6 +83,11 @@ pub(crate) fn access(path: &str) -> Access {
         | "/zkid.v1.Audit/GetSignedTreeHead"
         | "/zkid.v1.Audit/GetInclusionProof"
         | "/zkid.v1.Audit/GetConsistencyProof" => AUDITOR,
+        "/zkid.v1.OperatorEnrollment/RegisterOperator" => ENROLLER,
+        "/zkid.v1.OperatorLogin/BeginLogin"
+        | "/zkid.v1.OperatorLogin/WatchLogin"
+        | "/zkid.v1.OperatorLogin/GetLogin"
+        | "/zkid.v1.OperatorLogin/CancelLogin" => LOGIN,
         _ => Access::Nobody,
     }
 }
@@ -258,7 +264,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(methods, 19);
+        assert_eq!(methods, 24);
+        assert_eq!(
+            access("/zkid.v1.OperatorLogin/BeginLogin"),
+            Access::Only(Role::Login, Scope::Full)
+        );
         assert_eq!(
             access("/zkid.v1.Enrollment/EnrollDevice"),
             Access::Only(Role::Device, Scope::Enrollment)

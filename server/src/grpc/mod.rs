@@ -11,6 +11,7 @@ mod convert;
 mod device;
 mod enrollment;
 mod keys;
+mod operator;
 pub(crate) mod status;
 mod verification;
 
@@ -22,6 +23,7 @@ pub(crate) use audit::AuditService;
 pub(crate) use device::DeviceService;
 pub(crate) use enrollment::EnrollmentService;
 pub(crate) use keys::KeysService;
+pub(crate) use operator::{OperatorEnrollmentService, OperatorLoginService};
 pub(crate) use verification::VerificationService;
 
 use crate::domain::{model::Caller, DomainError, Engine};

@@ -17,7 +17,7 @@ use crate::domain::{
         AssuranceLevel, AttributeCommitment, ChangeId, ChangeKind, CredentialChange, CredentialId,
         CredentialRecord, Customer, CustomerRef, Device, DeviceId, DeviceStatus, FraudEvent,
         LockoutState, Resolution, Resolved, RevertTerms, Role, Scope, Session, SessionId,
-        SessionState, Tenant, TenantId, Timestamp,
+        SessionState, SubjectKind, Tenant, TenantId, Timestamp,
     },
     AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
 };
@@ -534,7 +534,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
         let earlier = sqlx::query(
-            "SELECT attribute_commitment, attribute_schema, attributes_at FROM customers \
+            "SELECT attribute_commitment, attribute_schema, attributes_at, kind FROM customers \
              WHERE tenant_id = ? AND customer_ref = ?",
         )
         .bind(reg.tenant.as_str())
@@ -554,6 +554,16 @@ impl Store for SqliteStore {
             ),
             None => (None, None, None),
         };
+        // A reference names one kind of subject for good: re-registering it
+        // as the other kind would hand one's device and standing to the other.
+        if let Some(row) = &earlier {
+            let kind: String = row.try_get("kind").map_err(backend)?;
+            if kind != reg.kind.as_str() {
+                return Err(StoreError::Conflict(
+                    "a subject of another kind with this reference",
+                ));
+            }
+        }
         let (commitment, schema) = match &reg.attributes {
             Some(a) => (
                 Some(a.commitment.to_vec()),
@@ -564,8 +574,8 @@ impl Store for SqliteStore {
         let attributes_changed =
             commitment.is_some() && (commitment != earlier_commitment || schema != earlier_schema);
         sqlx::query(
-            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at, attributes_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO customers (tenant_id, customer_ref, attribute_commitment, attribute_schema, created_at, updated_at, attributes_at, kind) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
                attribute_commitment = COALESCE(excluded.attribute_commitment, customers.attribute_commitment), \
                attribute_schema = COALESCE(excluded.attribute_schema, customers.attribute_schema), \
@@ -579,6 +589,7 @@ impl Store for SqliteStore {
         .bind(reg.at.0)
         .bind(reg.at.0)
         .bind(attributes_changed.then_some(reg.at.0))
+        .bind(reg.kind.as_str())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -639,7 +650,7 @@ impl Store for SqliteStore {
         customer_ref: &CustomerRef,
     ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(
-            "SELECT attribute_commitment, attribute_schema, attributes_at FROM customers \
+            "SELECT attribute_commitment, attribute_schema, attributes_at, kind FROM customers \
              WHERE tenant_id = ? AND customer_ref = ?",
         )
         .bind(tenant.as_str())
@@ -659,11 +670,13 @@ impl Store for SqliteStore {
                 _ => None,
             };
             let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
+            let kind: String = row.try_get("kind").map_err(backend)?;
             Ok(Customer {
                 tenant: tenant.clone(),
                 customer_ref: customer_ref.clone(),
                 attributes,
                 attributes_at: opt_ts(attributes_at),
+                kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
             })
         })
         .transpose()
@@ -1473,5 +1486,40 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn insert_login_audience(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        audience: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO operator_logins (session_id, tenant_id, audience, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(session.as_str())
+        .bind(tenant.as_str())
+        .bind(audience)
+        .bind(at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict("operator login")
+            } else {
+                backend(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
+            .bind(session.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
     }
 }

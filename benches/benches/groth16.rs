@@ -24,6 +24,9 @@ fn benches(c: &mut Criterion) {
         shape.domain_size()
     );
     let (pk, vk) = pin_keys().expect("setup");
+    // A phone builds the prover's tables when it loads the key, not inside
+    // a proof (`benches/src/bin/prove-once.rs` measures that cost).
+    pk.prepare();
     let mut verifier = Verifier::new();
     let key_id = verifier.register(&vk);
 

@@ -37,9 +37,7 @@ use rayon::prelude::*;
 use crate::{
     encoding::FIELD_LEN,
     keys::KeyId,
-    verifier::{
-        linear_combination, pairing_check, CheckedProof, PreparedKey, Rejection, Verdict, Verifier,
-    },
+    verifier::{pairing_check, CheckedProof, PreparedKey, Rejection, Verdict, Verifier},
 };
 
 /// One proof to verify in a batch.
@@ -174,8 +172,10 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
     let mut key_g2 = Vec::with_capacity(3 * per_key.len());
     for terms in per_key.values() {
         let pvk = &terms.key.pvk;
-        let alpha = G1Projective::from(pvk.vk.alpha_g1) * -terms.scalar_sum;
-        let ic = linear_combination(&pvk.vk.gamma_abc_g1, terms.scalar_sum, &terms.input_sums);
+        let alpha = terms.key.alpha_times(&-terms.scalar_sum);
+        let ic = terms
+            .key
+            .input_combination(&terms.scalar_sum, &terms.input_sums);
         let c = c_sum(&terms.c_points, &terms.c_low, &terms.c_high);
         key_g1.extend([alpha, ic, c]);
         key_g2.extend([
@@ -247,7 +247,7 @@ fn apply_lines(f: &mut Fq12, lines: &mut Lines<'_>) {
 /// of D type, so each line is a sparse Fp12 element multiplied in with
 /// `mul_by_034`, and its loop parameter is positive, so no final
 /// conjugation is needed.
-fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<ark_bn254::Config>)]) -> Fq12 {
+pub(crate) fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<ark_bn254::Config>)]) -> Fq12 {
     type Config = ark_bn254::Config;
     debug_assert!(matches!(Config::TWIST_TYPE, TwistType::D) && !Config::X_IS_NEGATIVE);
     let mut lines: Lines<'_> = pairs

@@ -48,6 +48,7 @@ pub mod credential;
 pub mod encoding;
 pub mod keys;
 pub mod merkle;
+mod msm;
 pub mod pin;
 pub mod poseidon;
 pub mod prover;

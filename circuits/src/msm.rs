@@ -115,6 +115,11 @@ impl<P: SWCurveConfig> FixedBaseMsm<P> {
     /// bases (variables absent from a QAP polynomial) are dropped here, so a
     /// proof never spends time on them.
     pub(crate) fn new(bases: &[Affine<P>], window: usize) -> Self {
+        Self::with_max_points(bases, window, MAX_TABLE_POINTS)
+    }
+
+    /// [`Self::new`] with a table of at most about `max_points` points.
+    fn with_max_points(bases: &[Affine<P>], window: usize, max_points: usize) -> Self {
         assert!((2..=20).contains(&window), "window width out of range");
         let windows = window_count(scalar_bits::<P>(), window);
         let positions: Vec<u32> = bases
@@ -124,7 +129,7 @@ impl<P: SWCurveConfig> FixedBaseMsm<P> {
             .map(|(i, _)| i as u32)
             .collect();
         let stride = (positions.len() * windows)
-            .div_ceil(MAX_TABLE_POINTS)
+            .div_ceil(max_points.max(1))
             .clamp(1, windows);
         let rows = windows.div_ceil(stride);
         let mut table = vec![Affine::<P>::identity(); positions.len() * rows];
@@ -396,6 +401,18 @@ mod tests {
                     expected2,
                     "G2 c={window} parts={parts}"
                 );
+            }
+        }
+        // Thinned tables (every `stride`-th window stored, as for large
+        // keys) give the same results.
+        // 74 bases are not the identity, 26 windows each.
+        for (max_points, stride) in [(74 * 26 / 4, 4), (1, 26)] {
+            let t1 = FixedBaseMsm::with_max_points(&g1, 10, max_points);
+            assert_eq!(t1.stride, stride);
+            let t2 = FixedBaseMsm::with_max_points(&g2, 10, max_points);
+            for parts in [1, 3] {
+                assert_eq!(t1.msm(&scalars, parts), expected1, "G1 stride {stride}");
+                assert_eq!(t2.msm(&scalars, parts), expected2, "G2 stride {stride}");
             }
         }
         // All-zero scalars give the identity, and a wrong result is caught.

@@ -4,6 +4,10 @@
 //! a release build would silently produce a proof that can never verify. We
 //! synthesize once, check satisfaction, and prove from the same constraint
 //! system, so the check costs no second synthesis.
+//!
+//! The proof itself is ark-groth16's, computed over fixed-base tables of
+//! the proving key (see [`CircuitProvingKey::prepare`]): the tests check
+//! that both give the same proof for the same randomness.
 
 use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
 use ark_ec::CurveGroup;
@@ -50,6 +54,10 @@ pub enum ProveError {
 
 /// Proves `circuit` under `key` and returns the proof in the canonical
 /// encoding ([`crate::encoding`]).
+///
+/// The key's prover tables are built on its first proof unless
+/// [`CircuitProvingKey::prepare`] was called when it was loaded (which a
+/// phone should do: the first proof then costs what every other one does).
 ///
 /// # Errors
 /// See [`ProveError`].

@@ -26,7 +26,7 @@ use crate::{
     circuit::{CircuitId, ZkCircuit},
     encoding::encode_proof,
     keys::CircuitProvingKey,
-    msm::FixedBaseMsm,
+    msm::{FixedBaseMsm, FixedBaseTable},
 };
 
 /// Why no proof was produced.
@@ -168,6 +168,12 @@ fn r1cs_satisfied(r1cs: &[Matrix<Fr>], z: &[Fr]) -> bool {
         })
 }
 
+/// Window width of the `delta` tables: 43 windows of 2^5 points (about
+/// 290 KiB for G1 and G2 together), so each multiplication by `r`, `s` or
+/// `r * s` is at most 43 mixed additions instead of a 254-bit scalar
+/// multiplication (those were 6% of a PIN proof).
+const DELTA_WINDOW: usize = 6;
+
 /// Window width of the proving key's tables: for the few hundred points of
 /// our queries, 10-bit windows balance one accumulation per digit (26
 /// digits per full scalar) against reducing 512 buckets.
@@ -191,6 +197,9 @@ pub(crate) struct ProverTables {
     b_g2: FixedBaseMsm<ark_bn254::g2::Config>,
     l: FixedBaseMsm<ark_bn254::g1::Config>,
     h: FixedBaseMsm<ark_bn254::g1::Config>,
+    /// `delta` is multiplied by `r`, `s` and `r * s` in every proof.
+    delta_g1: FixedBaseTable<ark_bn254::g1::Config>,
+    delta_g2: FixedBaseTable<ark_bn254::g2::Config>,
 }
 
 impl ProverTables {
@@ -222,6 +231,8 @@ impl ProverTables {
             b_g2,
             l,
             h,
+            delta_g1: FixedBaseTable::new(&pk.delta_g1, DELTA_WINDOW),
+            delta_g2: FixedBaseTable::new(&pk.vk.delta_g2, DELTA_WINDOW),
         }
     }
 
@@ -286,10 +297,10 @@ impl ProverTables {
         let (a_acc, b_g1_acc) = a_and_b1;
 
         let vk = &pk.vk;
-        let g_a = a_acc + vk.alpha_g1 + pk.delta_g1 * r;
-        let g1_b = b_g1_acc + pk.beta_g1 + pk.delta_g1 * s;
-        let g2_b: G2Projective = b_g2 + vk.beta_g2 + vk.delta_g2 * s;
-        let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_acc + h_acc;
+        let g_a = a_acc + vk.alpha_g1 + self.delta_g1.mul(&r);
+        let g1_b = b_g1_acc + pk.beta_g1 + self.delta_g1.mul(&s);
+        let g2_b: G2Projective = b_g2 + vk.beta_g2 + self.delta_g2.mul(&s);
+        let g_c = g_a * s + g1_b * r - self.delta_g1.mul(&(r * s)) + l_acc + h_acc;
         Ok(Proof {
             a: g_a.into_affine(),
             b: g2_b.into_affine(),

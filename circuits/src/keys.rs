@@ -308,6 +308,12 @@ impl CircuitProvingKey {
     /// server that only stores and serves keys never needs it.
     pub fn prepare(&self) {
         self.prover_tables();
+        // Synthesis derives Poseidon's round constants (a Grain LFSR) on
+        // first use; derive them here so the first proof does not pay.
+        for inputs in 1..=crate::poseidon::MAX_INPUTS {
+            // Every arity up to the maximum is supported.
+            let _ = crate::poseidon::params(inputs);
+        }
     }
 
     /// The prover's tables, built on first use.

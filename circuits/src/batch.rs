@@ -24,10 +24,11 @@
 
 use std::collections::HashMap;
 
-use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective};
+use ark_bn254::{g1, Bn254, Fq12, Fr, G1Affine, G1Projective};
 use ark_ec::{
     bn::{g2::EllCoeff, BnConfig, G2Prepared, TwistType},
     pairing::{MillerLoopOutput, Pairing},
+    scalar_mul::glv::GLVConfig,
     AffineRepr, CurveGroup, VariableBaseMSM,
 };
 use ark_ff::{AdditiveGroup, Field};
@@ -37,9 +38,7 @@ use rayon::prelude::*;
 use crate::{
     encoding::FIELD_LEN,
     keys::KeyId,
-    verifier::{
-        linear_combination, pairing_check, CheckedProof, PreparedKey, Rejection, Verdict, Verifier,
-    },
+    verifier::{pairing_check, CheckedProof, PreparedKey, Rejection, Verdict, Verifier},
 };
 
 /// One proof to verify in a batch.
@@ -121,7 +120,7 @@ struct KeyTerms<'k> {
     /// `sum_i r_i * x_i` for each public input position.
     input_sums: Vec<Fr>,
     c_points: Vec<G1Affine>,
-    /// Low and high 64-bit halves of each proof's `r_i`.
+    /// The 64-bit parts `a_i`, `b_i` of each proof's `r_i`.
     c_low: Vec<u64>,
     c_high: Vec<u64>,
 }
@@ -129,12 +128,10 @@ struct KeyTerms<'k> {
 /// Checks the randomized batch equation for `group`.
 fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
     let mut rng = rand::thread_rng();
-    // Each r_i is 128 bits, kept as two u64 halves as well: see `c_sum`.
+    // Each r_i is a_i + b_i * lambda for uniform 64-bit a_i, b_i: see
+    // `glv_scalar`.
     let halves: Vec<(u64, u64)> = group.iter().map(|_| (rng.gen(), rng.gen())).collect();
-    let scalars: Vec<Fr> = halves
-        .iter()
-        .map(|&(lo, hi)| Fr::from((u128::from(hi) << 64) | u128::from(lo)))
-        .collect();
+    let scalars: Vec<Fr> = halves.iter().map(|&(a, b)| glv_scalar(a, b)).collect();
 
     let mut per_key: HashMap<*const PreparedKey, KeyTerms<'_>> = HashMap::new();
     for (((_, checked), r), &(lo, hi)) in group.iter().zip(&scalars).zip(&halves) {
@@ -160,7 +157,9 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
     let scaled_a: Vec<G1Projective> = group
         .par_iter()
         .zip(&scalars)
-        .map(|((_, checked), r)| checked.proof.a * r)
+        .map(|((_, checked), _)| checked)
+        .zip(&halves)
+        .map(|(checked, &(a, b))| mul_glv_u64(&checked.proof.a, a, b))
         .collect();
     let scaled_a = G1Projective::normalize_batch(&scaled_a);
     // Preparing B (its line coefficients) is a third of a pairing's Miller
@@ -174,8 +173,10 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
     let mut key_g2 = Vec::with_capacity(3 * per_key.len());
     for terms in per_key.values() {
         let pvk = &terms.key.pvk;
-        let alpha = G1Projective::from(pvk.vk.alpha_g1) * -terms.scalar_sum;
-        let ic = linear_combination(&pvk.vk.gamma_abc_g1, terms.scalar_sum, &terms.input_sums);
+        let alpha = terms.key.alpha_times(&-terms.scalar_sum);
+        let ic = terms
+            .key
+            .input_combination(&terms.scalar_sum, &terms.input_sums);
         let c = c_sum(&terms.c_points, &terms.c_low, &terms.c_high);
         key_g1.extend([alpha, ic, c]);
         key_g2.extend([
@@ -202,19 +203,52 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
     Bn254::final_exponentiation(MillerLoopOutput(miller)).is_some_and(|gt| gt.0 == Fq12::ONE)
 }
 
-/// `sum_i r_i C_i` with `r_i = hi_i * 2^64 + lo_i`, as two 64-bit MSMs.
+/// `a + b * lambda`, where `lambda` is the eigenvalue of G1's endomorphism
+/// `phi(x, y) = (beta * x, y)`: `phi(P) = lambda * P` on the prime-order G1.
+///
+/// The batch check is sound when each `r_i` is drawn uniformly from a set
+/// of 2^128 scalars (a false proof then survives with probability at most
+/// 2^-128, whatever the other scalars). `(a, b) -> a + b * lambda mod r` is
+/// injective on pairs of 64-bit integers: a collision would be a non-zero
+/// vector of the lattice `{(u, v) : u + v * lambda = 0 mod r}` with both
+/// coordinates below 2^64 in absolute value, and that lattice (determinant
+/// r, about 2^254) has no vector shorter than about 2^126 (its reduced basis
+/// is arkworks' GLV decomposition basis, whose vectors are about 2^127
+/// long). So the `r_i` are uniform on 2^128 values, as before, but
+/// `r_i * A_i = a_i * A_i + b_i * phi(A_i)` is a 64-bit double
+/// multiplication instead of a 128-bit one.
+fn glv_scalar(a: u64, b: u64) -> Fr {
+    Fr::from(a) + Fr::from(b) * <g1::Config as GLVConfig>::LAMBDA
+}
+
+/// `a * P + b * phi(P)` (= `glv_scalar(a, b) * P`), by Shamir's trick: 64
+/// doublings and one addition per non-zero bit pair.
+fn mul_glv_u64(p: &G1Affine, a: u64, b: u64) -> G1Projective {
+    let phi = <g1::Config as GLVConfig>::endomorphism_affine(p);
+    let both = *p + phi;
+    let mut acc = G1Projective::ZERO;
+    for bit in (0..64).rev() {
+        acc.double_in_place();
+        match ((a >> bit) & 1, (b >> bit) & 1) {
+            (1, 0) => acc += p,
+            (0, 1) => acc += &phi,
+            (1, 1) => acc += &both,
+            _ => {}
+        }
+    }
+    acc
+}
+
+/// `sum_i r_i C_i` with `r_i = a_i + b_i * lambda`, as two 64-bit MSMs:
+/// `sum a_i C_i + phi(sum b_i C_i)`.
 ///
 /// arkworks' general MSM windows over all 254 bits of the scalar field
-/// (half of them zero for our 128-bit scalars) and, with `parallel`,
-/// builds a rayon pool on every call: it took 29% of a 64-proof batch.
-/// Its 64-bit MSM runs serially in the calling worker.
+/// and, with `parallel`, builds a rayon pool on every call: it took 29% of
+/// a 64-proof batch. Its 64-bit MSM runs serially in the calling worker.
 fn c_sum(points: &[G1Affine], low: &[u64], high: &[u64]) -> G1Projective {
     let low_sum = G1Projective::msm_u64(points, low);
-    let mut high_sum = G1Projective::msm_u64(points, high);
-    for _ in 0..64 {
-        high_sum.double_in_place();
-    }
-    low_sum + high_sum
+    let high_sum = G1Projective::msm_u64(points, high);
+    low_sum + <g1::Config as GLVConfig>::endomorphism(&high_sum)
 }
 
 type Lines<'a> = Vec<(
@@ -247,7 +281,7 @@ fn apply_lines(f: &mut Fq12, lines: &mut Lines<'_>) {
 /// of D type, so each line is a sparse Fp12 element multiplied in with
 /// `mul_by_034`, and its loop parameter is positive, so no final
 /// conjugation is needed.
-fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<ark_bn254::Config>)]) -> Fq12 {
+pub(crate) fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<ark_bn254::Config>)]) -> Fq12 {
     type Config = ark_bn254::Config;
     debug_assert!(matches!(Config::TWIST_TYPE, TwistType::D) && !Config::X_IS_NEGATIVE);
     let mut lines: Lines<'_> = pairs
@@ -277,6 +311,43 @@ mod tests {
     use ark_bn254::G2Affine;
     use ark_ff::UniformRand;
     use ark_std::test_rng;
+
+    #[test]
+    fn glv_randomness_multiplies_like_its_scalar() {
+        let mut rng = test_rng();
+        let p = (G1Affine::generator() * Fr::rand(&mut rng)).into_affine();
+        // phi really is multiplication by lambda on G1.
+        assert_eq!(
+            <g1::Config as GLVConfig>::endomorphism_affine(&p),
+            (p * <g1::Config as GLVConfig>::LAMBDA).into_affine()
+        );
+        for (a, b) in [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (u64::MAX, u64::MAX),
+            (rng.gen(), rng.gen()),
+        ] {
+            assert_eq!(
+                mul_glv_u64(&p, a, b),
+                p * glv_scalar(a, b),
+                "a = {a}, b = {b}"
+            );
+        }
+        let points: Vec<G1Affine> = (0..5)
+            .map(|_| (G1Affine::generator() * Fr::rand(&mut rng)).into_affine())
+            .collect();
+        let (low, high): (Vec<u64>, Vec<u64>) =
+            (0..5).map(|_| (rng.gen::<u64>(), rng.gen::<u64>())).unzip();
+        let expected: G1Projective = points
+            .iter()
+            .zip(low.iter().zip(&high))
+            .map(|(p, (&a, &b))| *p * glv_scalar(a, b))
+            .sum();
+        assert_eq!(c_sum(&points, &low, &high), expected);
+        // Distinct small pairs give distinct scalars (injectivity, spot check).
+        assert_ne!(glv_scalar(1, 0), glv_scalar(0, 1));
+    }
 
     #[test]
     fn single_accumulator_loop_matches_arkworks() {

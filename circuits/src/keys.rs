@@ -25,6 +25,8 @@ use std::{
     str::FromStr,
 };
 
+use std::sync::{Arc, OnceLock};
+
 use ark_bn254::Bn254;
 use ark_ec::AffineRepr;
 use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
@@ -32,7 +34,10 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use crate::circuit::{CircuitId, PublicInputs, ZkCircuit};
+use crate::{
+    circuit::{CircuitId, PublicInputs, ZkCircuit},
+    prover::ProverTables,
+};
 
 const PROVING_MAGIC: &[u8; 8] = b"ZKIDPK01";
 const VERIFYING_MAGIC: &[u8; 8] = b"ZKIDVK01";
@@ -126,6 +131,10 @@ pub struct CircuitVerifyingKey {
 }
 
 /// A proving key with its circuit and the id of its verifying key.
+///
+/// The prover's fixed-base tables ([`CircuitProvingKey::prepare`]) are
+/// built from the key on first use and shared by clones; the arkworks key
+/// is read-only, so they can never fall out of step with it.
 #[derive(Clone)]
 pub struct CircuitProvingKey {
     /// The circuit this key proves.
@@ -133,7 +142,8 @@ pub struct CircuitProvingKey {
     /// Id of the matching verifying key.
     pub key_id: KeyId,
     /// The arkworks key (it contains the verifying key).
-    pub pk: ProvingKey<Bn254>,
+    pk: ProvingKey<Bn254>,
+    tables: Arc<OnceLock<ProverTables>>,
 }
 
 impl fmt::Debug for CircuitProvingKey {
@@ -160,14 +170,7 @@ pub fn generate_keys<C: ZkCircuit, R: RngCore + CryptoRng>(
         key_id,
         vk: pk.vk.clone(),
     };
-    Ok((
-        CircuitProvingKey {
-            circuit: C::id(),
-            key_id,
-            pk,
-        },
-        vk,
-    ))
+    Ok((CircuitProvingKey::new(C::id(), key_id, pk), vk))
 }
 
 fn write_header(
@@ -285,6 +288,39 @@ impl CircuitVerifyingKey {
 }
 
 impl CircuitProvingKey {
+    fn new(circuit: CircuitId, key_id: KeyId, pk: ProvingKey<Bn254>) -> Self {
+        Self {
+            circuit,
+            key_id,
+            pk,
+            tables: Arc::default(),
+        }
+    }
+
+    /// The arkworks proving key.
+    pub fn pk(&self) -> &ProvingKey<Bn254> {
+        &self.pk
+    }
+
+    /// Builds the prover's fixed-base tables now rather than inside the
+    /// first proof. A phone should call this right after loading a key (it
+    /// takes tens of milliseconds and a few MiB for the PIN circuit); a
+    /// server that only stores and serves keys never needs it.
+    pub fn prepare(&self) {
+        self.prover_tables();
+        // Synthesis derives Poseidon's round constants (a Grain LFSR) on
+        // first use; derive them here so the first proof does not pay.
+        for inputs in 1..=crate::poseidon::MAX_INPUTS {
+            // Every arity up to the maximum is supported.
+            let _ = crate::poseidon::params(inputs);
+        }
+    }
+
+    /// The prover's tables, built on first use.
+    pub(crate) fn prover_tables(&self) -> &ProverTables {
+        self.tables.get_or_init(|| ProverTables::new(&self.pk))
+    }
+
     /// The verifying half of this key.
     pub fn verifying_key(&self) -> CircuitVerifyingKey {
         CircuitVerifyingKey {
@@ -330,11 +366,7 @@ impl CircuitProvingKey {
         if KeyId::of(&pk.vk) != key_id {
             return Err(KeyError::IdMismatch);
         }
-        Ok(Self {
-            circuit,
-            key_id,
-            pk,
-        })
+        Ok(Self::new(circuit, key_id, pk))
     }
 
     /// Writes the key to `path`.

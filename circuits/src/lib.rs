@@ -7,7 +7,8 @@
 //! - [`pin::PinKnowledge`]: the two-factor circuit (PIN + device secret)
 //!   bound to a one-time challenge;
 //! - [`keys`]: per-circuit Groth16 setup and key files with stable ids;
-//! - [`prover::prove`]: proving that refuses unsatisfying witnesses;
+//! - [`prover::prove`]: proving that refuses unsatisfying witnesses, over
+//!   fixed-base tables built once per key ([`CircuitProvingKey::prepare`]);
 //! - [`verifier::Verifier`] and [`batch`]: strict single and batch
 //!   verification that validates every point and public input.
 //!
@@ -48,6 +49,7 @@ pub mod credential;
 pub mod encoding;
 pub mod keys;
 pub mod merkle;
+mod msm;
 pub mod pin;
 pub mod poseidon;
 pub mod prover;

@@ -489,6 +489,9 @@ impl Phone {
                 Ok(key) if key.key_id == *key_id => key,
                 _ => self.download_key(key_id, &path)?,
             };
+            // Tables built now, while the customer reads the request, so the
+            // first proof after start is as fast as the next ones.
+            key.prepare();
             self.keys.insert(*key_id, key);
         }
         self.keys

@@ -1088,8 +1088,26 @@ impl Engine {
     ) -> Result<mpsc::Receiver<Result<Session, DomainError>>, DomainError> {
         require(caller, Role::Agent, Scope::Full)?;
         // Subscribe before reading, so no change slips between the two.
-        let mut changes = self.sessions.subscribe(id);
+        let changes = self.sessions.subscribe(id);
         let first = self.visible_session(caller, id).await?;
+        Ok(self.follow_session(first, changes, |_, session| async move { Ok(session) }))
+    }
+
+    /// Follows a session: sends `view` of its current snapshot, then of each
+    /// change, and ends after the final state (expiring it when due), when
+    /// the receiver goes, or at shutdown. `changes` must be subscribed
+    /// before `first` was read, so that no change slips between the two.
+    pub(super) fn follow_session<T, F, Fut>(
+        self: &Arc<Self>,
+        first: Session,
+        mut changes: broadcast::Receiver<()>,
+        view: F,
+    ) -> mpsc::Receiver<Result<T, DomainError>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Self>, Session) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, DomainError>> + Send,
+    {
         let (tx, rx) = mpsc::channel(4);
         let engine = Arc::clone(self);
         let mut shutdown = self.shutdown.clone();
@@ -1098,7 +1116,9 @@ impl Engine {
             let mut last_sent: Option<Session> = None;
             loop {
                 if last_sent.as_ref() != Some(&current) {
-                    if tx.send(Ok(current.clone())).await.is_err() {
+                    let update = view(Arc::clone(&engine), current.clone()).await;
+                    let failed = update.is_err();
+                    if tx.send(update).await.is_err() || failed {
                         return;
                     }
                     last_sent = Some(current.clone());
@@ -1136,7 +1156,7 @@ impl Engine {
                 }
             }
         });
-        Ok(rx)
+        rx
     }
 
     // ----- the device's side ----------------------------------------------

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::{
     catalog::StatementContext,
@@ -268,57 +268,13 @@ impl Engine {
         id: &SessionId,
     ) -> Result<mpsc::Receiver<Result<OperatorLogin, DomainError>>, DomainError> {
         // Subscribe before reading, so no change slips between the two.
-        let mut changes = self.sessions.subscribe(id);
+        let changes = self.sessions.subscribe(id);
         let first = self.visible_login(caller, id).await?;
-        let (tx, rx) = mpsc::channel(4);
-        let engine = Arc::clone(self);
-        let mut shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            let mut current = first;
-            let mut last_sent: Option<Session> = None;
-            loop {
-                if last_sent.as_ref() != Some(&current) {
-                    let view = engine.login_view(current.clone()).await;
-                    let failed = view.is_err();
-                    if tx.send(view).await.is_err() || failed {
-                        return;
-                    }
-                    last_sent = Some(current.clone());
-                }
-                if current.state.is_final() {
-                    return;
-                }
-                let expiry = tokio::time::sleep(current.expires_at.remaining());
-                tokio::select! {
-                    signal = changes.recv() => {
-                        if matches!(signal, Err(broadcast::error::RecvError::Closed)) {
-                            return;
-                        }
-                    }
-                    () = expiry => {}
-                    () = tx.closed() => return,
-                    () = super::stopped(&mut shutdown) => return,
-                }
-                let next = if current.expires_at <= Timestamp::now() {
-                    engine.expire(&current.id).await
-                } else {
-                    engine
-                        .store
-                        .session(&current.id)
-                        .await
-                        .map_err(DomainError::from)
-                        .and_then(|s| s.ok_or(DomainError::NotFound("session")))
-                };
-                match next {
-                    Ok(session) => current = session,
-                    Err(error) => {
-                        let _ = tx.send(Err(error)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(rx)
+        Ok(
+            self.follow_session(first, changes, |engine, session| async move {
+                engine.login_view(session).await
+            }),
+        )
     }
 
     /// Loads a login session the caller began, expiring it first if due.

@@ -43,10 +43,19 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt row: {what}"))
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
+/// Maps a failed insert: a taken unique key is a conflict over `what`,
+/// anything else a backend failure.
+fn conflict_over(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| {
+        if error
+            .as_database_error()
+            .is_some_and(|e| e.is_unique_violation())
+        {
+            StoreError::Conflict(what)
+        } else {
+            backend(error)
+        }
+    }
 }
 
 impl SqliteStore {
@@ -431,13 +440,7 @@ impl Store for SqliteStore {
             .bind(tenant.created_at.0)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict("tenant")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(conflict_over("tenant"))?;
         Ok(())
     }
 
@@ -1505,13 +1508,7 @@ impl Store for SqliteStore {
         .bind(at.0)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict("operator login")
-            } else {
-                backend(e)
-            }
-        })?;
+        .map_err(conflict_over("operator login"))?;
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use super::{
-    append_audit_in, backend, credential_from, insert_credential_query, is_unique_violation,
-    SqliteStore, BEGIN_WRITE,
+    append_audit_in, backend, conflict_over, credential_from, insert_credential_query, SqliteStore,
+    BEGIN_WRITE,
 };
 use crate::domain::{
     model::{CredentialId, CredentialRecord, TenantId},
@@ -31,13 +31,7 @@ impl CertificateStore for SqliteStore {
             .bind(credential.id.as_str())
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict("a credential for this client certificate")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(conflict_over("a credential for this client certificate"))?;
         append_audit_in(&mut tx, audit.events, audit.keys).await?;
         tx.commit().await.map_err(backend)
     }

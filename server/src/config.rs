@@ -21,6 +21,7 @@
 //! | `audit_head_interval_secs` | 300 | how often the server signs a head of the audit log's Merkle tree, if it grew (1..=86400) |
 //! | `verdict_ttl_secs` | 600 | how long a signed verdict may be relied on after its session resolved (1..=86400) |
 //! | `customer_verifications_per_day` | 20 | verifications pushed to one customer per 24 hours; more resolve LOCKED (1..=1000) |
+//! | `max_in_flight_rpcs` | 256 | unary RPCs handled at once; more are refused at once with RESOURCE_EXHAUSTED (streams do not count) (1..=100000) |
 //! | `policy_dir` | `<data_dir>/policies` | assurance policies: `default.toml` for every tenant, `<tenant-id>.toml` for one; without them, the shipped default |
 //! | `step_up_window_secs` | 300 | how long a PASSED session can be stepped up from (10..=3600) |
 //! | `change_revert_secs` | 259200 | how long a customer can revert an enrollment or credential change; level-3 operations are refused meanwhile (60..=2592000) |
@@ -103,6 +104,8 @@ pub struct Config {
     pub verdict_ttl_secs: u64,
     /// Verifications per customer per 24 hours.
     pub customer_verifications_per_day: u32,
+    /// Unary RPCs in flight before shedding.
+    pub max_in_flight_rpcs: usize,
     /// Policy directory; `None` means `<data_dir>/policies`.
     pub policy_dir: Option<PathBuf>,
     /// Step-up window, seconds.
@@ -271,6 +274,7 @@ impl Default for Config {
             audit_head_interval_secs: 300,
             verdict_ttl_secs: 600,
             customer_verifications_per_day: 20,
+            max_in_flight_rpcs: 256,
             policy_dir: None,
             step_up_window_secs: 300,
             change_revert_secs: 72 * 3600,
@@ -426,6 +430,12 @@ impl Config {
             1000,
         )?;
         range("step_up_window_secs", self.step_up_window_secs, 10, 3600)?;
+        range(
+            "max_in_flight_rpcs",
+            self.max_in_flight_rpcs as u64,
+            1,
+            100_000,
+        )?;
         range(
             "change_revert_secs",
             self.change_revert_secs,

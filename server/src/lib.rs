@@ -293,7 +293,10 @@ pub async fn run_with_challenges(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_keepalive(Some(Duration::from_secs(60)))
-        .layer(AuthLayer::new(Arc::clone(&ready)))
+        .layer(AuthLayer::new(
+            Arc::clone(&ready),
+            config.max_in_flight_rpcs,
+        ))
         .add_service(health)
         .add_service(reflection)
         .add_service(

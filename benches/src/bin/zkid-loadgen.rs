@@ -91,6 +91,9 @@ struct Args {
     /// The server's `verifier.batch_window_micros`.
     #[arg(long, default_value_t = 0)]
     window_micros: u64,
+    /// The server's `max_in_flight_rpcs` (unary RPCs before shedding).
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
     /// Customer flows (push to PASSED with real proving) to time.
     #[arg(long, default_value_t = 20)]
     flows: usize,
@@ -163,6 +166,7 @@ impl Server {
             agent_sessions_per_minute: 10_000,
             device_sessions_per_minute: 1000,
             customer_verifications_per_day: 1000,
+            max_in_flight_rpcs: args.max_in_flight,
             verifier: VerifierConfig {
                 queue_capacity: args.queue_capacity,
                 max_batch: args.max_batch,
@@ -377,7 +381,7 @@ async fn session(
 ) -> Result<(Outcome, Option<Duration>)> {
     let mut agent = agents.clients[which % agents.clients.len()].clone();
     let token = &agents.tokens[which % agents.tokens.len()];
-    let started = agent
+    let started = match agent
         .start_verification(authed(
             pb::StartVerificationRequest {
                 customer_ref: phone.customer_ref.clone(),
@@ -387,8 +391,15 @@ async fn session(
             },
             token,
         )?)
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(started) => started.into_inner(),
+        // Shed by the server's in-flight limit: nothing was started.
+        Err(status) if status.code() == Code::ResourceExhausted => {
+            return Ok((Outcome::Shed, None))
+        }
+        Err(status) => return Err(status.into()),
+    };
     let session_id = started.session_id;
     if started.state != pb::SessionState::Pending as i32 {
         return Ok((
@@ -440,9 +451,11 @@ async fn session(
     match submit {
         Ok(_) => {}
         Err(status) if status.code() == Code::ResourceExhausted => {
-            agent
+            // Best effort: under overload the cancel may be shed too, and
+            // the session then simply expires.
+            let _ = agent
                 .cancel_verification(authed(pb::CancelVerificationRequest { session_id }, token)?)
-                .await?;
+                .await;
             return Ok((Outcome::Shed, None));
         }
         Err(status) => return Ok((Outcome::Failed(format!("submit: {status}")), None)),

@@ -22,8 +22,11 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
+
+use tokio::sync::Semaphore;
 
 use tonic::{
     transport::server::{TcpConnectInfo, TlsConnectInfo},
@@ -174,15 +177,35 @@ async fn authorize(
     Ok(Some(caller))
 }
 
-/// The layer; see the module docs.
+/// RPCs that stream for as long as the client listens: they do not count
+/// against the in-flight limit, which bounds work, not listeners.
+fn is_long_lived(path: &str) -> bool {
+    matches!(
+        path,
+        "/zkid.v1.Device/WatchRequests"
+            | "/zkid.v1.Device/GetProvingKey"
+            | "/zkid.v1.Verification/WatchVerification"
+            | "/zkid.v1.OperatorLogin/WatchLogin"
+    ) || path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.")
+}
+
+/// The layer; see the module docs. It also bounds the unary RPCs in
+/// flight: beyond `max_in_flight_rpcs` a call is refused at once with
+/// RESOURCE_EXHAUSTED, so that past saturation the server sheds instead of
+/// queueing every caller into a growing delay.
 #[derive(Clone)]
 pub(crate) struct AuthLayer {
     ready: Ready,
+    in_flight: Arc<Semaphore>,
 }
 
 impl AuthLayer {
-    pub(crate) fn new(ready: Ready) -> Self {
-        Self { ready }
+    pub(crate) fn new(ready: Ready, max_in_flight: usize) -> Self {
+        Self {
+            ready,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        }
     }
 }
 
@@ -192,6 +215,7 @@ impl<S> Layer<S> for AuthLayer {
         Auth {
             inner,
             ready: self.ready.clone(),
+            in_flight: Arc::clone(&self.in_flight),
         }
     }
 }
@@ -201,6 +225,7 @@ impl<S> Layer<S> for AuthLayer {
 pub(crate) struct Auth<S> {
     inner: S,
     ready: Ready,
+    in_flight: Arc<Semaphore>,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Auth<S>
@@ -223,8 +248,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let ready = self.ready.clone();
+        let path = request.uri().path().to_owned();
+        let permit = if is_long_lived(&path) {
+            None
+        } else {
+            match Arc::clone(&self.in_flight).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::warn!(path, "shedding: too many RPCs in flight");
+                    let busy = Status::resource_exhausted("the server is busy; retry shortly");
+                    return Box::pin(async move { Ok(busy.into_http()) });
+                }
+            }
+        };
         Box::pin(async move {
-            let path = request.uri().path().to_owned();
+            // Held until the response is ready.
+            let _permit = permit;
             let certificate = client_certificate(request.extensions());
             match authorize(&ready, &path, request.headers(), certificate).await {
                 Ok(Some(caller)) => {
@@ -241,6 +280,48 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn beyond_the_in_flight_limit_calls_are_shed_at_once() {
+        use tower::ServiceExt;
+        let (release, released) = tokio::sync::watch::channel(false);
+        let inner = tower::service_fn(move |_: http::Request<()>| {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|r| *r).await;
+                Ok::<_, std::convert::Infallible>(http::Response::new(()))
+            }
+        });
+        let ready: Ready = Arc::new(std::sync::OnceLock::new());
+        let layer = AuthLayer::new(ready, 1);
+        let service = layer.layer(inner);
+        // A public RPC: no engine needed to pass authentication.
+        let call = || {
+            http::Request::builder()
+                .uri("/zkid.v1.Keys/GetSigningKeys")
+                .body(())
+                .expect("request")
+        };
+        let first = tokio::spawn(service.clone().oneshot(call()));
+        while layer.in_flight.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let shed = service.clone().oneshot(call()).await.expect("response");
+        let status = Status::from_header_map(shed.headers()).expect("a gRPC status");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        // Streams are listeners, not work: never shed.
+        let stream = http::Request::builder()
+            .uri("/zkid.v1.Device/WatchRequests")
+            .body(())
+            .expect("request");
+        let listening = tokio::spawn(service.clone().oneshot(stream));
+        release.send(true).expect("release");
+        let done = first.await.expect("task").expect("response");
+        assert!(Status::from_header_map(done.headers()).is_none());
+        listening.await.expect("task").expect("response");
+        let again = service.oneshot(call()).await.expect("response");
+        assert!(Status::from_header_map(again.headers()).is_none());
+    }
 
     #[test]
     fn every_rpc_of_the_api_has_a_role() {

@@ -574,8 +574,9 @@ fn answer(
             narrator.party(
                 "phone",
                 &format!(
-                    "proved on the phone and sent only the proof; the server answers {} (level L{})",
-                    outcome.state, outcome.level_reached
+                    "proved on the phone and sent only the proof; the server answers {} ({})",
+                    outcome.state,
+                    shown_level(outcome.level_reached)
                 ),
             )?;
             outcome.state
@@ -666,8 +667,10 @@ fn verify(
         narrator.party(
             "agent",
             &format!(
-                "sees {} L{} (same binding code {} on both screens)",
-                view.state, view.level_reached, view.binding_code
+                "sees {} {} (same binding code {} on both screens)",
+                view.state,
+                shown_level(view.level_reached),
+                view.binding_code
             ),
         )?;
         Ok(view)
@@ -770,10 +773,22 @@ fn show_verdict(
     narrator.party(
         "agent",
         &format!(
-            "signed verdict: {} L{} for {}, signed by key {}, checked offline",
-            verdict.state, verdict.level, verdict.operation, verdict.key_id
+            "signed verdict: {} {} for {}, signed by key {}, checked offline",
+            verdict.state,
+            shown_level(verdict.level),
+            verdict.operation,
+            verdict.key_id
         ),
     )
+}
+
+/// A level as the screens show it: `L1`..`L3`, or none reached.
+fn shown_level(level: u8) -> String {
+    if level == 0 {
+        "no level".into()
+    } else {
+        format!("L{level}")
+    }
 }
 
 fn unix_now() -> Result<i64, DemoError> {

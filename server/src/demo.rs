@@ -897,3 +897,62 @@ fn operator_login(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(state: State, level_reached: u8) -> SessionView {
+        SessionView {
+            session_id: "s_1".into(),
+            state,
+            operation: "balance_inquiry".into(),
+            required_level: 1,
+            level_reached,
+            binding_code: "123-456".into(),
+        }
+    }
+
+    #[test]
+    fn an_outcome_as_expected_passes() {
+        assert!(expect(&view(State::Passed, 1), State::Passed, 1).is_ok());
+        assert!(expect(&view(State::Declined, 0), State::Declined, 0).is_ok());
+    }
+
+    #[test]
+    fn another_state_or_level_stops_the_demo_with_both_named() {
+        let error = expect(&view(State::Failed, 0), State::Passed, 1)
+            .expect_err("a failure is not a pass")
+            .to_string();
+        assert!(error.contains("ended FAILED"), "{error}");
+        assert!(error.contains("expected PASSED at L1"), "{error}");
+        assert!(expect(&view(State::Passed, 1), State::Passed, 2).is_err());
+    }
+
+    #[test]
+    fn no_level_is_not_shown_as_l0() {
+        assert_eq!(shown_level(0), "no level");
+        assert_eq!(shown_level(2), "L2");
+    }
+
+    /// A writer that refuses everything, like a closed pipe.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_that_cannot_be_written_is_an_error() {
+        let mut narrator = Narrator {
+            out: Box::new(Closed),
+        };
+        let error = narrator.step("x").expect_err("broken pipe");
+        assert!(matches!(error, DemoError::Io { .. }), "{error}");
+    }
+}

@@ -216,7 +216,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         // The narration is the demo's output; the server's own log lines
         // would drown it, so only warnings and errors by default.
         install_tracing("warn");
-        zkid_server::demo::run(Box::new(std::io::stdout())).await?;
+        // On Ctrl-C the demo's future is dropped, and with it the
+        // temporary directory.
+        tokio::select! {
+            result = zkid_server::demo::run(Box::new(std::io::stdout())) => result?,
+            () = shutdown_signal() => anyhow::bail!("demo interrupted"),
+        }
         return Ok(());
     }
     install_tracing("info");

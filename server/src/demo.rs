@@ -213,7 +213,9 @@ pub async fn run(out: Box<dyn Write + Send>) -> Result<(), DemoError> {
     };
     match stopped {
         Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => return result.and(Err(error.into())),
+        // A server that failed is the cause of whatever the walkthrough
+        // ran into (e.g. a health stream cut short): report it.
+        Ok(Ok(Err(error))) => return Err(error.into()),
         Ok(Err(join)) => {
             return result.and(Err(DemoError::Unexpected(format!(
                 "the server task failed: {join}"
@@ -275,7 +277,7 @@ async fn wait_serving(url: &str) -> Result<(), DemoError> {
 async fn walk(config: &Config, url: &str, mut narrator: Narrator) -> Result<Narrator, DemoError> {
     let tokens = administer(config, &mut narrator).await?;
     let url = url.to_owned();
-    let phone_dir = config
+    let work_dir = config
         .data_dir
         .parent()
         .map(Path::to_owned)
@@ -284,7 +286,7 @@ async fn walk(config: &Config, url: &str, mut narrator: Narrator) -> Result<Narr
     thread::Builder::new()
         .name("zkid-demo".into())
         .spawn(move || {
-            let result = walkthrough(&url, &tokens, &phone_dir, &mut narrator);
+            let result = walkthrough(&url, &tokens, &work_dir, &mut narrator);
             let _ = done.send(result.map(|()| narrator));
         })
         .map_err(|source| DemoError::Io {
@@ -298,7 +300,7 @@ async fn walk(config: &Config, url: &str, mut narrator: Narrator) -> Result<Narr
 
 async fn administer(config: &Config, narrator: &mut Narrator) -> Result<Tokens, DemoError> {
     narrator.party("server", "ready")?;
-    narrator.step("The operator of zkid sets up a tenant (zkid-server tenant/credential)")?;
+    narrator.step("The zkid administrator sets up a tenant (zkid-server tenant, credential)")?;
     let store = admin::open_store(config).await?;
     let tenant = admin::create_tenant(&store, TENANT, TENANT_NAME).await?;
     narrator.party(

@@ -38,6 +38,7 @@
 pub mod admin;
 pub mod assertion;
 pub mod config;
+pub mod demo;
 pub mod domain;
 mod grpc;
 pub mod keys;

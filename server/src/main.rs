@@ -39,6 +39,10 @@ enum Command {
     /// Assurance policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run the whole flow once in this process, narrated: a throwaway
+    /// server, a customer's enrollment, verifications and an operator
+    /// login. Uses a temporary directory, not the configured one.
+    Demo,
 }
 
 #[derive(Subcommand)]
@@ -169,9 +173,9 @@ enum CredentialCommand {
     },
 }
 
-fn install_tracing() {
+fn install_tracing(default: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|_| EnvFilter::new(default))
         // arkworks' constraint spans: noise, and a cost while proving.
         .add_directive("gr1cs=off".parse().unwrap_or_default());
     tracing_subscriber::fmt()
@@ -208,9 +212,23 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
-    install_tracing();
+    if matches!(cli.command, Some(Command::Demo)) {
+        // The narration is the demo's output; the server's own log lines
+        // would drown it, so only warnings and errors by default.
+        install_tracing("warn");
+        // On Ctrl-C the demo's future is dropped, and with it the
+        // temporary directory.
+        tokio::select! {
+            result = zkid_server::demo::run(Box::new(std::io::stdout())) => result?,
+            () = shutdown_signal() => anyhow::bail!("demo interrupted"),
+        }
+        return Ok(());
+    }
+    install_tracing("info");
     let config = Config::load(&cli.overrides)?;
     match cli.command.unwrap_or(Command::Serve) {
+        // Run above, before the configuration is loaded: it uses none.
+        Command::Demo => {}
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await

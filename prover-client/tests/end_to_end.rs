@@ -438,14 +438,38 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     };
     new_phone.enroll(&new_code, "8080");
     let out = phone.run(&["listen", "--timeout", "30"], "");
-    assert!(
-        text(&out).contains("another device was enrolled"),
-        "{}",
-        text(&out)
-    );
+    let shown = text(&out);
+    assert!(shown.contains("another device was enrolled"), "{shown}");
+    // ...with the way to undo it, which the phone keeps in its vault.
+    assert!(shown.contains("undo it before"), "{shown}");
+    let hint = format!("zkid-prover --data-dir {} revert", phone.dir.display());
+    assert!(shown.contains(&hint), "{shown}");
     // And the new phone answers.
     let (agent_out, _) = verify(&server, &agent_token, &new_phone, "y\n8080\n");
     assert!(agent_out.status.success(), "{}", text(&agent_out));
+
+    // The customer did not enroll it: the earlier phone undoes the change.
+    // A wrong PIN does not, and leaves the offer for another attempt.
+    let out = phone.run(&["revert"], "0000\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("change undone"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no change to undo"), "{}", text(&out));
+    // The earlier phone answers again; the intruder's is shut out.
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n4711\n");
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}\n{}",
+        text(&agent_out),
+        text(&phone_out)
+    );
+    let out = new_phone.run(&["listen", "--timeout", "10"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
 }
 
 #[test]

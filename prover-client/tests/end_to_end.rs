@@ -70,7 +70,13 @@ fn admin(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn start_server(data_dir: &Path) -> Server {
+    start_server_with(data_dir, &[])
+}
+
+/// The server with extra `ZKID_*` settings.
+fn start_server_with(data_dir: &Path, settings: &[(&str, &str)]) -> Server {
     let mut child = server_command()
+        .envs(settings.iter().copied())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -284,13 +290,31 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
         binding_code(&text(&agent_out)),
         binding_code(&text(&phone_out))
     );
+    // The server's signed verdict, checked offline against its
+    // published key.
+    let shown = text(&agent_out);
+    let key = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("verdict: "))
+        .and_then(|rest| rest.split_once(" (key "))
+        .map(|(token, key)| {
+            let (encoded, signature) = token.split_once('.').expect("encoded.signature");
+            assert!(!encoded.is_empty() && !signature.is_empty(), "{shown}");
+            key.trim_end_matches(')').to_owned()
+        })
+        .expect("the verdict is printed");
+    assert!(
+        shown.contains(&format!("verdict signature checked against key {key}")),
+        "{shown}"
+    );
     // The agent sees no commitment, challenge or proof: only these lines.
-    for line in text(&agent_out).lines() {
+    for line in shown.lines() {
         assert!(
             line.starts_with("binding code")
                 || line.starts_with("waiting")
                 || line.starts_with("PASSED")
-                || line.starts_with("outcome"),
+                || line.starts_with("outcome")
+                || line.starts_with("verdict"),
             "unexpected agent output: {line}"
         );
     }
@@ -470,6 +494,63 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     let out = new_phone.run(&["listen", "--timeout", "10"], "");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+}
+
+#[test]
+fn wrong_pins_lock_the_customer_and_the_agent_is_told_with_the_real_binaries() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let create = |role: &str| {
+        admin(
+            &data,
+            &["credential", "create", "--tenant", "acme", "--role", role],
+        )
+    };
+    let enroller = create("enroller");
+    let agent_token = create("agent");
+    let server = start_server_with(&data, &[("ZKID_LOCKOUT_MAX_FAILURES", "2")]);
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    phone.enroll(&enrollment_code(&out), "4711");
+
+    for _ in 0..2 {
+        let (agent_out, _) = verify(&server, &agent_token, &phone, "y\n1234\n");
+        assert_eq!(agent_out.status.code(), Some(1), "{}", text(&agent_out));
+        assert!(
+            text(&agent_out).contains("outcome FAILED"),
+            "{}",
+            text(&agent_out)
+        );
+    }
+    // Locked: refused at once, before anything reaches the phone, with a
+    // signed verdict that says so.
+    let out = agent(
+        &server,
+        &agent_token,
+        &[
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ],
+    )
+    .output()
+    .expect("runs");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("outcome LOCKED"), "{shown}");
+    assert!(shown.contains("verdict signature checked"), "{shown}");
 }
 
 #[test]

@@ -271,6 +271,31 @@ pub enum PhoneEvent {
     CredentialChanged(Option<RevertOffer>),
 }
 
+/// How far the slow work of a request has come, for a progress display
+/// ([`Phone::on_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Downloading a proving key: bytes so far, of `total` (0 while
+    /// unknown).
+    Downloading {
+        /// Bytes received.
+        received: u64,
+        /// The key's size.
+        total: u64,
+    },
+    /// Loading, checking and preparing a proving key.
+    Preparing,
+    /// Proving the statement `index` (from 0) of `count`.
+    Proving {
+        /// Which one.
+        index: usize,
+        /// How many.
+        count: usize,
+    },
+}
+
+type ProgressHook = Box<dyn FnMut(Progress) + Send>;
+
 /// The server's answer to a submitted proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -289,6 +314,7 @@ pub struct Phone {
     secret: DeviceSecret,
     keys: HashMap<KeyId, CircuitProvingKey>,
     events: Option<tonic::Streaming<zkid_proto::v1::DeviceEvent>>,
+    progress: Option<ProgressHook>,
 }
 
 impl fmt::Debug for Phone {
@@ -364,6 +390,7 @@ impl Phone {
             secret,
             keys: HashMap::new(),
             events: None,
+            progress: None,
         })
     }
 
@@ -389,6 +416,7 @@ impl Phone {
             secret,
             keys: HashMap::new(),
             events: None,
+            progress: None,
         })
     }
 
@@ -452,6 +480,18 @@ impl Phone {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Calls `hook` as key downloads, key preparation and proving advance
+    /// (from the calling thread, while the phone works).
+    pub fn on_progress(&mut self, hook: impl FnMut(Progress) + Send + 'static) {
+        self.progress = Some(Box::new(hook));
+    }
+
+    fn report(&mut self, progress: Progress) {
+        if let Some(hook) = self.progress.as_mut() {
+            hook(progress);
+        }
     }
 
     fn device_client(&self) -> Result<DeviceClient<crate::rpc::AuthChannel>, PhoneError> {
@@ -590,11 +630,13 @@ impl Phone {
 
     fn proving_key(&mut self, key_id: &KeyId) -> Result<&CircuitProvingKey, PhoneError> {
         if !self.keys.contains_key(key_id) {
+            self.report(Progress::Preparing);
             let path = self.config.key_dir().join(format!("{key_id}.pk"));
             let key = match CircuitProvingKey::load(&path) {
                 Ok(key) if key.key_id == *key_id => key,
                 _ => self.download_key(key_id, &path)?,
             };
+            self.report(Progress::Preparing);
             // Tables built now, while the customer reads the request, so the
             // first proof after start is as fast as the next ones.
             key.prepare();
@@ -605,8 +647,13 @@ impl Phone {
             .ok_or_else(|| PhoneError::BadProvingKey(key_id.to_string()))
     }
 
-    fn download_key(&self, key_id: &KeyId, path: &Path) -> Result<CircuitProvingKey, PhoneError> {
+    fn download_key(
+        &mut self,
+        key_id: &KeyId,
+        path: &Path,
+    ) -> Result<CircuitProvingKey, PhoneError> {
         let mut client = self.device_client()?;
+        let progress = &mut self.progress;
         let bytes = self.connection.block_on(async {
             let mut stream = client
                 .get_proving_key(GetProvingKeyRequest {
@@ -616,10 +663,12 @@ impl Phone {
                 .into_inner();
             let mut bytes = Vec::new();
             let mut expected_hash = None;
+            let mut total = 0;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 if let Some(info) = chunk.info {
                     expected_hash = Some(info.sha256);
+                    total = info.size_bytes;
                 }
                 if chunk.offset != bytes.len() as u64 {
                     return Err(RpcError::Refused {
@@ -628,6 +677,12 @@ impl Phone {
                     });
                 }
                 bytes.extend_from_slice(&chunk.data);
+                if let Some(hook) = progress.as_mut() {
+                    hook(Progress::Downloading {
+                        received: bytes.len() as u64,
+                        total,
+                    });
+                }
             }
             Ok((bytes, expected_hash))
         })?;
@@ -659,7 +714,11 @@ impl Phone {
         let challenge = field_from_bytes(&request.challenge)
             .map_err(|_| PhoneError::InvalidRequest("challenge".into()))?;
         let mut proofs = Vec::with_capacity(request.requirements.len());
-        for requirement in &request.requirements {
+        for (index, requirement) in request.requirements.iter().enumerate() {
+            self.report(Progress::Proving {
+                index,
+                count: request.requirements.len(),
+            });
             let proof = self.prove_requirement(requirement, pin, challenge)?;
             proofs.push(CircuitProof {
                 key_id: requirement.key_id.0.to_vec(),
@@ -800,6 +859,8 @@ impl Phone {
             key_id,
             public_inputs: Vec::new(),
         };
+        self.proving_key(&key_id)?;
+        self.report(Progress::Proving { index: 0, count: 1 });
         let circuit = PinKnowledge::new(pin, &self.secret, challenge);
         let proof = self.prove_with(&requirement, circuit)?;
         let mut client = DeviceClient::new(self.connection.with_token("")?);

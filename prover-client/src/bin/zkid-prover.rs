@@ -13,12 +13,13 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use zeroize::Zeroizing;
 use zkid_circuits::pin::Pin;
 use zkid_prover::{
     agent::State,
     credential_file::CredentialFile,
-    phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent, RevertOffer},
+    phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent, Progress, RevertOffer},
 };
 
 #[derive(Parser)]
@@ -146,6 +147,42 @@ fn show(request: &PendingRequest) {
     }
 }
 
+/// A progress display on standard error for the phone's slow work (key
+/// download and preparation, proving); indicatif draws nothing when
+/// standard error is not a terminal, so scripts see only the result lines.
+fn show_progress(phone: &mut Phone) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    let style = |template: &str| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+    };
+    let spinner = style("{spinner} {msg} {elapsed}");
+    let download = style("{spinner} downloading proving key {bytes}/{total_bytes} {wide_bar}");
+    let shown = bar.clone();
+    let mut downloading = false;
+    phone.on_progress(move |progress| match progress {
+        Progress::Downloading { received, total } => {
+            if !downloading {
+                downloading = true;
+                shown.set_style(download.clone());
+            }
+            shown.set_length(total.max(received));
+            shown.set_position(received);
+        }
+        Progress::Preparing => {
+            downloading = false;
+            shown.set_style(spinner.clone());
+            shown.set_message("preparing proving key");
+        }
+        Progress::Proving { index, count } => {
+            downloading = false;
+            shown.set_style(spinner.clone());
+            shown.set_message(format!("proving {}/{count}", index + 1));
+        }
+    });
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 fn answer(phone: &mut Phone, answers: &Answers, request: &PendingRequest) -> anyhow::Result<State> {
     show(request);
     let approve = answers.line("approve? [y/N] ")?;
@@ -155,12 +192,13 @@ fn answer(phone: &mut Phone, answers: &Answers, request: &PendingRequest) -> any
         return Ok(state);
     }
     let pin = answers.pin()?;
-    eprint!("preparing keys... ");
-    phone.prepare(request)?;
-    eprint!("proving... ");
+    let bar = show_progress(phone);
+    let prepared = phone.prepare(request);
     let started = Instant::now();
-    let outcome = phone.approve(request, &pin)?;
-    eprintln!("done in {} ms", started.elapsed().as_millis());
+    let outcome = prepared.and_then(|()| phone.approve(request, &pin));
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    eprintln!("proved in {} ms", started.elapsed().as_millis());
     println!("outcome {} level L{}", outcome.state, outcome.level_reached);
     Ok(outcome.state)
 }
@@ -267,7 +305,10 @@ fn run(args: Args) -> anyhow::Result<bool> {
                 utc(offer.until)
             );
             let pin = answers.pin()?;
-            let reverted_at = phone.revert(&pin).context("the change was not undone")?;
+            let bar = show_progress(&mut phone);
+            let reverted = phone.revert(&pin);
+            bar.finish_and_clear();
+            let reverted_at = reverted.context("the change was not undone")?;
             println!("change undone at {}", utc(reverted_at));
             Ok(true)
         }
@@ -289,7 +330,10 @@ fn run(args: Args) -> anyhow::Result<bool> {
             let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout));
             // While this device is in good standing: a revoked one can no
             // longer fetch the key its revert proof needs.
-            if let Err(e) = phone.cache_revert_key() {
+            let bar = show_progress(&mut phone);
+            let cached = phone.cache_revert_key();
+            bar.finish_and_clear();
+            if let Err(e) = cached {
                 eprintln!("note: the key for undoing changes is not cached: {e}");
             }
             println!("listening for verification requests...");

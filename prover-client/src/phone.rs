@@ -500,11 +500,13 @@ impl Phone {
         ))
     }
 
-    /// Waits up to `timeout` for the next push event; `Ok(None)` on timeout.
+    /// Opens the push stream now, if it is not open yet: from its return
+    /// on, no event for this device is missed. [`Phone::next_event`] opens
+    /// it too.
     ///
     /// # Errors
-    /// The server refused the stream, or sent something invalid.
-    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<PhoneEvent>, PhoneError> {
+    /// The server refused the stream.
+    pub fn watch(&mut self) -> Result<(), PhoneError> {
         if self.events.is_none() {
             let mut client = self.device_client()?;
             let stream = self
@@ -514,6 +516,15 @@ impl Phone {
                 .into_inner();
             self.events = Some(stream);
         }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the next push event; `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// The server refused the stream, or sent something invalid.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<PhoneEvent>, PhoneError> {
+        self.watch()?;
         let Some(stream) = self.events.as_mut() else {
             return Ok(None);
         };

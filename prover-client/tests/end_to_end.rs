@@ -554,6 +554,107 @@ fn wrong_pins_lock_the_customer_and_the_agent_is_told_with_the_real_binaries() {
 }
 
 #[test]
+fn a_revoked_phone_undoes_its_revocation_with_the_real_binaries() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let create = |role: &str| {
+        admin(
+            &data,
+            &["credential", "create", "--tenant", "acme", "--role", role],
+        )
+    };
+    let enroller = create("enroller");
+    let agent_token = create("agent");
+    let server = start_server(&data);
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    let out = phone.run(
+        &[
+            "enroll",
+            "--server",
+            &server.address,
+            "--code",
+            &enrollment_code(&out),
+        ],
+        "4711\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let device = text(&out)
+        .split_whitespace()
+        .find(|w| w.starts_with("d_"))
+        .expect("the device id is printed")
+        .to_owned();
+
+    // The phone listens (and so caches the key a revert needs) when the
+    // organization revokes it, which someone talked it into.
+    let mut listening = phone
+        .command()
+        .args(["listen", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zkid-prover starts");
+    let mut lines = BufReader::new(listening.stdout.take().expect("piped")).lines();
+    let mut shown = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        shown.push_str(&line);
+        shown.push('\n');
+        if line.starts_with("listening") {
+            break;
+        }
+    }
+    let out = agent(
+        &server,
+        &enroller,
+        &[
+            "revoke-device",
+            "--customer",
+            "cust-0042",
+            "--device",
+            &device,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    for line in lines.map_while(Result::ok) {
+        shown.push_str(&line);
+        shown.push('\n');
+    }
+    let status = listening.wait().expect("zkid-prover finishes");
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("this device was revoked"), "{shown}");
+    assert!(shown.contains("revert"), "{shown}");
+
+    // Revoked, its token is refused, yet it undoes the revocation with the
+    // proof alone, and answers again.
+    let out = phone.run(&["listen", "--timeout", "10"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("change undone"), "{}", text(&out));
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n4711\n");
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}\n{}",
+        text(&agent_out),
+        text(&phone_out)
+    );
+}
+
+#[test]
 fn operator_login_with_the_real_binaries_yields_an_assertion_checked_offline() {
     let root = tempfile::tempdir().expect("tempdir");
     let data = root.path().join("server");

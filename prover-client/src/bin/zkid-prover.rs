@@ -336,6 +336,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
             if let Err(e) = cached {
                 eprintln!("note: the key for undoing changes is not cached: {e}");
             }
+            phone.watch()?;
             println!("listening for verification requests...");
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {

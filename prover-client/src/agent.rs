@@ -3,6 +3,10 @@
 //! the agent learns the binding code, the state and the level reached, and
 //! nothing else.
 //!
+//! A resolved session carries the server's signed verdict, which the agent
+//! checks offline with [`crate::verdict::verify`] and the keys from
+//! [`AgentClient::signing_keys`].
+//!
 //! Also the workstation login system's side of the operator second factor
 //! ([`LoginSystemClient`]): begin an operator's login, follow it, and
 //! receive the signed assertion, checked offline with
@@ -18,7 +22,10 @@ use zkid_proto::v1::{
     VerificationSession, WatchLoginRequest, WatchVerificationRequest,
 };
 
-use crate::rpc::{Connection, RpcError};
+use crate::{
+    rpc::{Connection, RpcError},
+    verdict::{self, Verdict, VerdictError},
+};
 
 /// A session's state, as the agent sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +96,71 @@ pub struct SessionView {
     /// The code the customer sees on the phone, to check it is the same
     /// request.
     pub binding_code: String,
+    /// Once resolved: the server's signed verdict, as received (unchecked).
+    pub verdict: Option<VerdictBytes>,
+}
+
+/// A signed verdict as the server sent it; check it with
+/// [`crate::verdict::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictBytes {
+    /// The canonical encoding.
+    pub encoded: Vec<u8>,
+    /// Ed25519 over `encoded`.
+    pub signature: Vec<u8>,
+    /// The id of the key the server says signed it.
+    pub key_id: String,
+}
+
+/// Why a session's verdict cannot be relied on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerdictCheckError {
+    /// A resolved session came without one.
+    #[error("the server sent no signed verdict for the resolved session")]
+    Missing,
+    /// It does not verify with the published keys.
+    #[error("the verdict does not check against the server's published keys: {0}")]
+    Invalid(#[from] VerdictError),
+    /// A genuine verdict, but about another session or outcome.
+    #[error(
+        "the verdict (session {session_id}, {state}, L{level}) does not match the session shown"
+    )]
+    Mismatch {
+        /// The verdict's session.
+        session_id: String,
+        /// The verdict's state.
+        state: String,
+        /// The verdict's level.
+        level: u8,
+    },
+}
+
+impl SessionView {
+    /// Checks the session's signed verdict offline with `public_key` (key
+    /// id to Ed25519 public key, e.g. from [`AgentClient::signing_keys`]),
+    /// and that it attests this very session, state and level: a genuine
+    /// verdict about another session must not pass for this one.
+    ///
+    /// # Errors
+    /// [`VerdictCheckError`].
+    pub fn check_verdict(
+        &self,
+        public_key: impl Fn(&str) -> Option<[u8; 32]>,
+    ) -> Result<Verdict, VerdictCheckError> {
+        let signed = self.verdict.as_ref().ok_or(VerdictCheckError::Missing)?;
+        let checked = verdict::verify(&signed.encoded, &signed.signature, public_key)?;
+        if checked.session_id != self.session_id
+            || checked.state != self.state.to_string().to_ascii_lowercase()
+            || checked.level != self.level_reached
+        {
+            return Err(VerdictCheckError::Mismatch {
+                session_id: checked.session_id,
+                state: checked.state,
+                level: checked.level,
+            });
+        }
+        Ok(checked)
+    }
 }
 
 /// An assurance level as a number (0 for none or unknown).
@@ -113,6 +185,11 @@ fn view(session: VerificationSession) -> Result<SessionView, RpcError> {
         required_level: level(session.required_level),
         level_reached: level(session.level_reached),
         binding_code: session.binding_code,
+        verdict: session.verdict.map(|v| VerdictBytes {
+            encoded: v.encoded,
+            signature: v.signature,
+            key_id: v.key_id,
+        }),
     })
 }
 
@@ -193,6 +270,15 @@ impl AgentClient {
                 message: "the server closed the watch before the session resolved".into(),
             })
         })
+    }
+
+    /// The server's public signing keys by id (`Keys.GetSigningKeys`), to
+    /// check verdicts offline.
+    ///
+    /// # Errors
+    /// The server refused, or sent a key that is not 32 bytes.
+    pub fn signing_keys(&self) -> Result<HashMap<String, [u8; 32]>, RpcError> {
+        signing_keys(&self.connection, &self.token)
     }
 }
 
@@ -337,4 +423,79 @@ fn signing_keys(
             Ok((k.key_id, key))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::*;
+
+    fn passed(key: &SigningKey) -> SessionView {
+        let public = key.verifying_key().to_bytes();
+        let encoded = Verdict {
+            tenant: "acme".into(),
+            session_id: "s_1".into(),
+            operation: "balance_inquiry".into(),
+            state: "passed".into(),
+            level: 1,
+            issued_at: 1,
+            expires_at: 2,
+            key_id: verdict::key_id(&public),
+        }
+        .to_bytes();
+        let signature = key.sign(&encoded).to_bytes().to_vec();
+        SessionView {
+            session_id: "s_1".into(),
+            state: State::Passed,
+            operation: "balance_inquiry".into(),
+            required_level: 1,
+            level_reached: 1,
+            binding_code: "123-456".into(),
+            verdict: Some(VerdictBytes {
+                encoded,
+                signature,
+                key_id: verdict::key_id(&public),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_verdict_checks_only_for_its_own_session_and_outcome() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let public = key.verifying_key().to_bytes();
+        let id = verdict::key_id(&public);
+        let keys = |k: &str| (k == id).then_some(public);
+        let view = passed(&key);
+        assert_eq!(view.check_verdict(keys).expect("checks").level, 1);
+
+        let mut other_session = view.clone();
+        other_session.session_id = "s_2".into();
+        assert!(matches!(
+            other_session.check_verdict(keys),
+            Err(VerdictCheckError::Mismatch { .. })
+        ));
+        let mut other_state = view.clone();
+        other_state.state = State::Failed;
+        assert!(matches!(
+            other_state.check_verdict(keys),
+            Err(VerdictCheckError::Mismatch { .. })
+        ));
+        let mut forged = view.clone();
+        if let Some(v) = forged.verdict.as_mut() {
+            v.signature[0] ^= 1;
+        }
+        assert_eq!(
+            forged.check_verdict(keys),
+            Err(VerdictCheckError::Invalid(VerdictError::BadSignature))
+        );
+        let unknown = SigningKey::from_bytes(&[6; 32]);
+        assert!(matches!(
+            passed(&unknown).check_verdict(keys),
+            Err(VerdictCheckError::Invalid(VerdictError::UnknownKey(_)))
+        ));
+        let mut missing = view;
+        missing.verdict = None;
+        assert_eq!(missing.check_verdict(keys), Err(VerdictCheckError::Missing));
+    }
 }

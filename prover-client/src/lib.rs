@@ -16,3 +16,7 @@ pub mod enroller;
 pub mod phone;
 pub mod rpc;
 pub mod vault;
+// The server's offline check of signed verdicts, from the same file, for
+// the same reason as `assertion`.
+#[path = "../../server/src/verdict.rs"]
+pub mod verdict;

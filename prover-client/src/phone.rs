@@ -8,6 +8,13 @@
 //! towards the customer's lockout on the server, where it belongs, instead
 //! of being silently swallowed by the app.
 //!
+//! A change to the customer's enrollment (a new device, a revocation, a new
+//! attribute credential) is announced to the device active before it, with
+//! an offer to undo it for a while: the phone keeps the latest offer in the
+//! vault, and [`Phone::revert`] answers it with a proof of the PIN and of
+//! this phone's secret, which is the only credential the server needs, as a
+//! revoked phone has no other.
+//!
 //! Proving keys are downloaded from the server once, checked (SHA-256, key
 //! id, every point validated), cached on disk and kept in memory, so the
 //! first proof after start costs the same as the next.
@@ -33,8 +40,8 @@ use zkid_circuits::{
 };
 use zkid_proto::v1::{
     device_client::DeviceClient, device_event, device_notice, enrollment_client::EnrollmentClient,
-    CircuitProof, DeclineRequest, EnrollDeviceRequest, GetProvingKeyRequest, SubmitProofRequest,
-    WatchRequestsRequest,
+    CircuitProof, DeclineRequest, EnrollDeviceRequest, GetProvingKeyRequest,
+    ListProvingKeysRequest, RevertChangeRequest, SubmitProofRequest, WatchRequestsRequest,
 };
 
 use crate::{
@@ -77,6 +84,13 @@ pub enum PhoneError {
     /// Proving failed for another reason than a wrong PIN.
     #[error("proving failed: {0}")]
     Prove(String),
+    /// `revert` without an offer from the server.
+    #[error("there is no change to undo: the server has offered none to this phone")]
+    NoRevertOffer,
+    /// The pin-knowledge key is neither cached nor obtainable with this
+    /// device's credential (a revoked phone that never fetched it).
+    #[error("the pin-knowledge proving key is not cached and the server no longer serves it to this phone: {0}")]
+    NoRevertKey(String),
 }
 
 /// Where the phone keeps its files, and how hard its vault key is to guess.
@@ -118,6 +132,10 @@ struct StoredState {
     /// The organization-issued attribute credential, once imported.
     #[serde(default)]
     credential: Option<CredentialFile>,
+    /// The latest change the server offered to undo (vaults written before
+    /// reverts existed have none).
+    #[serde(default)]
+    revert_offer: Option<RevertOffer>,
 }
 
 impl Drop for StoredState {
@@ -126,6 +144,41 @@ impl Drop for StoredState {
         self.device_token.zeroize();
         self.device_secret.zeroize();
     }
+}
+
+/// What changed about the customer's enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Another device was enrolled; this one was retired.
+    Reenrollment,
+    /// This device was revoked.
+    Revocation,
+    /// A new attribute credential was registered.
+    Credential,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Reenrollment => "another device was enrolled for your account",
+            Self::Revocation => "this device was revoked",
+            Self::Credential => "a new attribute credential was registered for your account",
+        })
+    }
+}
+
+/// The server's offer to undo a change, until `until`, for a proof of
+/// this phone's PIN and secret bound to `challenge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertOffer {
+    /// What changed.
+    pub change: Change,
+    /// The server's id of the change.
+    pub change_id: String,
+    /// The one-time challenge the proof answers.
+    pub challenge: [u8; FIELD_LEN],
+    /// The end of the revert window.
+    pub until: SystemTime,
 }
 
 /// The device's public facts, for display.
@@ -143,6 +196,8 @@ pub struct DeviceStatus {
     pub cached_keys: Vec<String>,
     /// Whether an attribute credential is imported.
     pub has_credential: bool,
+    /// The latest change the server offered to undo, if any.
+    pub revert_offer: Option<RevertOffer>,
 }
 
 /// One proof the server asks for.
@@ -206,11 +261,40 @@ pub enum PhoneEvent {
         /// Final state.
         state: State,
     },
-    /// Another device was enrolled for this customer: this one is retired.
-    Replaced,
-    /// This device was revoked.
-    Revoked,
+    /// Another device was enrolled for this customer: this one is retired
+    /// (and the stream ends).
+    Replaced(Option<RevertOffer>),
+    /// This device was revoked (and the stream ends).
+    Revoked(Option<RevertOffer>),
+    /// A new attribute credential was registered for the customer; this
+    /// device goes on answering.
+    CredentialChanged(Option<RevertOffer>),
 }
+
+/// How far the slow work of a request has come, for a progress display
+/// ([`Phone::on_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Downloading a proving key: bytes so far, of `total` (0 while
+    /// unknown).
+    Downloading {
+        /// Bytes received.
+        received: u64,
+        /// The key's size.
+        total: u64,
+    },
+    /// Loading, checking and preparing a proving key.
+    Preparing,
+    /// Proving the statement `index` (from 0) of `count`.
+    Proving {
+        /// Which one.
+        index: usize,
+        /// How many.
+        count: usize,
+    },
+}
+
+type ProgressHook = Box<dyn FnMut(Progress) + Send>;
 
 /// The server's answer to a submitted proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +314,7 @@ pub struct Phone {
     secret: DeviceSecret,
     keys: HashMap<KeyId, CircuitProvingKey>,
     events: Option<tonic::Streaming<zkid_proto::v1::DeviceEvent>>,
+    progress: Option<ProgressHook>,
 }
 
 impl fmt::Debug for Phone {
@@ -291,6 +376,7 @@ impl Phone {
             device_token: response.device_token,
             device_secret: hex::encode(secret.to_bytes()),
             credential: None,
+            revert_offer: None,
         };
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&state).map_err(|e| PhoneError::CorruptState(e.to_string()))?,
@@ -304,6 +390,7 @@ impl Phone {
             secret,
             keys: HashMap::new(),
             events: None,
+            progress: None,
         })
     }
 
@@ -329,6 +416,7 @@ impl Phone {
             secret,
             keys: HashMap::new(),
             events: None,
+            progress: None,
         })
     }
 
@@ -352,6 +440,7 @@ impl Phone {
             device_id: self.state.device_id.clone(),
             cached_keys,
             has_credential: self.state.credential.is_some(),
+            revert_offer: self.state.revert_offer.clone(),
         }
     }
 
@@ -363,14 +452,46 @@ impl Phone {
     pub fn import_credential(&mut self, file: CredentialFile) -> Result<(), PhoneError> {
         file.credential()?;
         let previous = self.state.credential.replace(file);
+        if let Err(e) = self.save() {
+            self.state.credential = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the state back into the vault.
+    fn save(&self) -> Result<(), PhoneError> {
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&self.state).map_err(|e| PhoneError::CorruptState(e.to_string()))?,
         );
-        if let Err(e) = self.config.vault().update(&self.passphrase, &plaintext) {
-            self.state.credential = previous;
-            return Err(e.into());
+        self.config.vault().update(&self.passphrase, &plaintext)?;
+        Ok(())
+    }
+
+    /// Keeps `offer` as the one `revert` answers. The server resends open
+    /// offers on every new stream: an unchanged one costs no vault write.
+    fn remember_offer(&mut self, offer: &RevertOffer) -> Result<(), PhoneError> {
+        if self.state.revert_offer.as_ref() == Some(offer) {
+            return Ok(());
+        }
+        let previous = self.state.revert_offer.replace(offer.clone());
+        if let Err(e) = self.save() {
+            self.state.revert_offer = previous;
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Calls `hook` as key downloads, key preparation and proving advance
+    /// (from the calling thread, while the phone works).
+    pub fn on_progress(&mut self, hook: impl FnMut(Progress) + Send + 'static) {
+        self.progress = Some(Box::new(hook));
+    }
+
+    fn report(&mut self, progress: Progress) {
+        if let Some(hook) = self.progress.as_mut() {
+            hook(progress);
+        }
     }
 
     fn device_client(&self) -> Result<DeviceClient<crate::rpc::AuthChannel>, PhoneError> {
@@ -379,11 +500,13 @@ impl Phone {
         ))
     }
 
-    /// Waits up to `timeout` for the next push event; `Ok(None)` on timeout.
+    /// Opens the push stream now, if it is not open yet: from its return
+    /// on, no event for this device is missed. [`Phone::next_event`] opens
+    /// it too.
     ///
     /// # Errors
-    /// The server refused the stream, or sent something invalid.
-    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<PhoneEvent>, PhoneError> {
+    /// The server refused the stream.
+    pub fn watch(&mut self) -> Result<(), PhoneError> {
         if self.events.is_none() {
             let mut client = self.device_client()?;
             let stream = self
@@ -393,6 +516,15 @@ impl Phone {
                 .into_inner();
             self.events = Some(stream);
         }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the next push event; `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// The server refused the stream, or sent something invalid.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<PhoneEvent>, PhoneError> {
+        self.watch()?;
         let Some(stream) = self.events.as_mut() else {
             return Ok(None);
         };
@@ -460,11 +592,36 @@ impl Phone {
                 state: state(closed.state)?,
             })),
             Some(device_event::Event::Notice(notice)) => {
-                match device_notice::Kind::try_from(notice.kind) {
-                    Ok(device_notice::Kind::Replaced) => Ok(Some(PhoneEvent::Replaced)),
-                    Ok(device_notice::Kind::Revoked) => Ok(Some(PhoneEvent::Revoked)),
-                    _ => Err(PhoneError::InvalidRequest("unknown notice".into())),
+                let change = match device_notice::Kind::try_from(notice.kind) {
+                    Ok(device_notice::Kind::Replaced) => Change::Reenrollment,
+                    Ok(device_notice::Kind::Revoked) => Change::Revocation,
+                    Ok(device_notice::Kind::CredentialChanged) => Change::Credential,
+                    _ => return Err(PhoneError::InvalidRequest("unknown notice".into())),
+                };
+                let offer = notice
+                    .revert
+                    .map(|offer| {
+                        Ok::<_, PhoneError>(RevertOffer {
+                            change,
+                            change_id: offer.change_id,
+                            challenge: field_bytes(&offer.challenge, "revert challenge")?,
+                            until: offer
+                                .until
+                                .and_then(|t| SystemTime::try_from(t).ok())
+                                .ok_or_else(|| {
+                                    PhoneError::InvalidRequest("revert offer without an end".into())
+                                })?,
+                        })
+                    })
+                    .transpose()?;
+                if let Some(offer) = &offer {
+                    self.remember_offer(offer)?;
                 }
+                Ok(Some(match change {
+                    Change::Reenrollment => PhoneEvent::Replaced(offer),
+                    Change::Revocation => PhoneEvent::Revoked(offer),
+                    Change::Credential => PhoneEvent::CredentialChanged(offer),
+                }))
             }
             None => Err(PhoneError::InvalidRequest("empty event".into())),
         }
@@ -484,11 +641,13 @@ impl Phone {
 
     fn proving_key(&mut self, key_id: &KeyId) -> Result<&CircuitProvingKey, PhoneError> {
         if !self.keys.contains_key(key_id) {
+            self.report(Progress::Preparing);
             let path = self.config.key_dir().join(format!("{key_id}.pk"));
             let key = match CircuitProvingKey::load(&path) {
                 Ok(key) if key.key_id == *key_id => key,
                 _ => self.download_key(key_id, &path)?,
             };
+            self.report(Progress::Preparing);
             // Tables built now, while the customer reads the request, so the
             // first proof after start is as fast as the next ones.
             key.prepare();
@@ -499,8 +658,13 @@ impl Phone {
             .ok_or_else(|| PhoneError::BadProvingKey(key_id.to_string()))
     }
 
-    fn download_key(&self, key_id: &KeyId, path: &Path) -> Result<CircuitProvingKey, PhoneError> {
+    fn download_key(
+        &mut self,
+        key_id: &KeyId,
+        path: &Path,
+    ) -> Result<CircuitProvingKey, PhoneError> {
         let mut client = self.device_client()?;
+        let progress = &mut self.progress;
         let bytes = self.connection.block_on(async {
             let mut stream = client
                 .get_proving_key(GetProvingKeyRequest {
@@ -510,10 +674,12 @@ impl Phone {
                 .into_inner();
             let mut bytes = Vec::new();
             let mut expected_hash = None;
+            let mut total = 0;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 if let Some(info) = chunk.info {
                     expected_hash = Some(info.sha256);
+                    total = info.size_bytes;
                 }
                 if chunk.offset != bytes.len() as u64 {
                     return Err(RpcError::Refused {
@@ -522,6 +688,12 @@ impl Phone {
                     });
                 }
                 bytes.extend_from_slice(&chunk.data);
+                if let Some(hook) = progress.as_mut() {
+                    hook(Progress::Downloading {
+                        received: bytes.len() as u64,
+                        total,
+                    });
+                }
             }
             Ok((bytes, expected_hash))
         })?;
@@ -553,7 +725,11 @@ impl Phone {
         let challenge = field_from_bytes(&request.challenge)
             .map_err(|_| PhoneError::InvalidRequest("challenge".into()))?;
         let mut proofs = Vec::with_capacity(request.requirements.len());
-        for requirement in &request.requirements {
+        for (index, requirement) in request.requirements.iter().enumerate() {
+            self.report(Progress::Proving {
+                index,
+                count: request.requirements.len(),
+            });
             let proof = self.prove_requirement(requirement, pin, challenge)?;
             proofs.push(CircuitProof {
                 key_id: requirement.key_id.0.to_vec(),
@@ -616,6 +792,114 @@ impl Phone {
         prove(key, circuit, &mut OsRng).map_err(|e| PhoneError::Prove(e.to_string()))
     }
 
+    /// Makes sure the pin-knowledge proving key is cached on disk, so that
+    /// this phone can still answer a revert offer after it is revoked (when
+    /// the server no longer serves it keys).
+    ///
+    /// # Errors
+    /// The server refused, or the key failed its checks.
+    pub fn cache_revert_key(&mut self) -> Result<(), PhoneError> {
+        let key_id = self.current_pin_key_id()?;
+        let path = self.config.key_dir().join(format!("{key_id}.pk"));
+        if !matches!(CircuitProvingKey::read_identity(&path), Ok((_, id)) if id == key_id) {
+            self.download_key(&key_id, &path)?;
+        }
+        Ok(())
+    }
+
+    /// The pin-knowledge key the server uses now (asks with the device's
+    /// credential).
+    fn current_pin_key_id(&self) -> Result<KeyId, PhoneError> {
+        let mut client = self.device_client()?;
+        let keys = self
+            .connection
+            .block_on(client.list_proving_keys(ListProvingKeysRequest {}))
+            .map_err(RpcError::from)?
+            .into_inner()
+            .keys;
+        let info = keys
+            .iter()
+            .find(|k| k.circuit == PinKnowledge::NAME)
+            .ok_or_else(|| PhoneError::UnsupportedCircuit(PinKnowledge::NAME.into()))?;
+        Ok(KeyId(info.key_id.as_slice().try_into().map_err(|_| {
+            PhoneError::InvalidRequest("key id".into())
+        })?))
+    }
+
+    /// The pin-knowledge key to prove a revert with: the server's current
+    /// one if it still answers this device, else the cached one (newest
+    /// circuit version first).
+    fn revert_key_id(&self) -> Result<KeyId, PhoneError> {
+        let refused = match self.current_pin_key_id() {
+            Ok(key_id) => return Ok(key_id),
+            Err(e) => e.to_string(),
+        };
+        std::fs::read_dir(self.config.key_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| CircuitProvingKey::read_identity(&e.path()).ok())
+            .filter(|(circuit, _)| circuit.name == PinKnowledge::NAME)
+            .max_by_key(|(circuit, _)| circuit.version)
+            .map(|(_, key_id)| key_id)
+            .ok_or(PhoneError::NoRevertKey(refused))
+    }
+
+    /// Undoes the change of the latest offer the server made to this phone:
+    /// proves the PIN and this phone's secret for the offer's challenge and
+    /// sends the proof, without the device token (a revoked phone has
+    /// none that works; the proof is the credential). Returns when the
+    /// server reverted it.
+    ///
+    /// # Errors
+    /// No offer; the key is unavailable; the server refused (a wrong PIN
+    /// is `Unauthenticated`, and the offer stays for another attempt; a
+    /// closed window or an already reverted change, `FailedPrecondition`).
+    pub fn revert(&mut self, pin: &Pin) -> Result<SystemTime, PhoneError> {
+        let offer = self
+            .state
+            .revert_offer
+            .clone()
+            .ok_or(PhoneError::NoRevertOffer)?;
+        let key_id = self.revert_key_id()?;
+        let challenge = field_from_bytes(&offer.challenge)
+            .map_err(|_| PhoneError::InvalidRequest("revert challenge".into()))?;
+        let requirement = Requirement {
+            circuit: PinKnowledge::NAME.into(),
+            version: PinKnowledge::id().version,
+            key_id,
+            public_inputs: Vec::new(),
+        };
+        self.proving_key(&key_id)?;
+        self.report(Progress::Proving { index: 0, count: 1 });
+        let circuit = PinKnowledge::new(pin, &self.secret, challenge);
+        let proof = self.prove_with(&requirement, circuit)?;
+        let mut client = DeviceClient::new(self.connection.with_token("")?);
+        let response = self
+            .connection
+            .block_on(client.revert_change(RevertChangeRequest {
+                change_id: offer.change_id.clone(),
+                proof: Some(CircuitProof {
+                    key_id: key_id.0.to_vec(),
+                    proof,
+                }),
+            }))
+            .map_err(RpcError::from)?
+            .into_inner();
+        let reverted_at = response
+            .reverted_at
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .unwrap_or_else(SystemTime::now);
+        if self.state.revert_offer.as_ref() == Some(&offer) {
+            let previous = self.state.revert_offer.take();
+            if let Err(e) = self.save() {
+                self.state.revert_offer = previous;
+                return Err(e);
+            }
+        }
+        Ok(reverted_at)
+    }
+
     /// Declines a request: "I did not call". The server records it as a
     /// fraud signal.
     ///
@@ -631,5 +915,46 @@ impl Phone {
             .map_err(RpcError::from)?
             .into_inner();
         state(response.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(extra: &str) -> String {
+        format!(
+            r#"{{"server":"http://127.0.0.1:1","organization":"Acme","customer_ref":"c",
+            "device_id":"d","device_token":"t","device_secret":"00"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn a_vault_written_before_revert_offers_still_opens() {
+        let state: StoredState = serde_json::from_str(&stored("")).expect("old state");
+        assert!(state.revert_offer.is_none());
+        assert!(state.credential.is_none());
+    }
+
+    #[test]
+    fn a_revert_offer_survives_the_vault() {
+        let offer = RevertOffer {
+            change: Change::Revocation,
+            change_id: "chg_1".into(),
+            challenge: [7; FIELD_LEN],
+            until: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let config = PhoneConfig {
+            data_dir: dir.path().to_owned(),
+            kdf: KdfParams::INSECURE_FOR_TESTS,
+        };
+        let mut state: StoredState = serde_json::from_str(&stored("")).expect("state");
+        state.revert_offer = Some(offer.clone());
+        let plaintext = serde_json::to_vec(&state).expect("encode");
+        config.vault().create("pass", &plaintext).expect("create");
+        let read: StoredState =
+            serde_json::from_slice(&config.vault().open("pass").expect("open")).expect("decode");
+        assert_eq!(read.revert_offer, Some(offer));
     }
 }

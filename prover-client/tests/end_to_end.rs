@@ -70,7 +70,13 @@ fn admin(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn start_server(data_dir: &Path) -> Server {
+    start_server_with(data_dir, &[])
+}
+
+/// The server with extra `ZKID_*` settings.
+fn start_server_with(data_dir: &Path, settings: &[(&str, &str)]) -> Server {
     let mut child = server_command()
+        .envs(settings.iter().copied())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -284,13 +290,31 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
         binding_code(&text(&agent_out)),
         binding_code(&text(&phone_out))
     );
+    // The server's signed verdict, checked offline against its
+    // published key.
+    let shown = text(&agent_out);
+    let key = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("verdict: "))
+        .and_then(|rest| rest.split_once(" (key "))
+        .map(|(token, key)| {
+            let (encoded, signature) = token.split_once('.').expect("encoded.signature");
+            assert!(!encoded.is_empty() && !signature.is_empty(), "{shown}");
+            key.trim_end_matches(')').to_owned()
+        })
+        .expect("the verdict is printed");
+    assert!(
+        shown.contains(&format!("verdict signature checked against key {key}")),
+        "{shown}"
+    );
     // The agent sees no commitment, challenge or proof: only these lines.
-    for line in text(&agent_out).lines() {
+    for line in shown.lines() {
         assert!(
             line.starts_with("binding code")
                 || line.starts_with("waiting")
                 || line.starts_with("PASSED")
-                || line.starts_with("outcome"),
+                || line.starts_with("outcome")
+                || line.starts_with("verdict"),
             "unexpected agent output: {line}"
         );
     }
@@ -438,14 +462,196 @@ fn enroll_verify_l1_l2_fail_decline_and_reenroll_with_the_real_binaries() {
     };
     new_phone.enroll(&new_code, "8080");
     let out = phone.run(&["listen", "--timeout", "30"], "");
-    assert!(
-        text(&out).contains("another device was enrolled"),
-        "{}",
-        text(&out)
-    );
+    let shown = text(&out);
+    assert!(shown.contains("another device was enrolled"), "{shown}");
+    // ...with the way to undo it, which the phone keeps in its vault.
+    assert!(shown.contains("undo it before"), "{shown}");
+    let hint = format!("zkid-prover --data-dir {} revert", phone.dir.display());
+    assert!(shown.contains(&hint), "{shown}");
     // And the new phone answers.
     let (agent_out, _) = verify(&server, &agent_token, &new_phone, "y\n8080\n");
     assert!(agent_out.status.success(), "{}", text(&agent_out));
+
+    // The customer did not enroll it: the earlier phone undoes the change.
+    // A wrong PIN does not, and leaves the offer for another attempt.
+    let out = phone.run(&["revert"], "0000\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("change undone"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no change to undo"), "{}", text(&out));
+    // The earlier phone answers again; the intruder's is shut out.
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n4711\n");
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}\n{}",
+        text(&agent_out),
+        text(&phone_out)
+    );
+    let out = new_phone.run(&["listen", "--timeout", "10"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+}
+
+#[test]
+fn wrong_pins_lock_the_customer_and_the_agent_is_told_with_the_real_binaries() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let create = |role: &str| {
+        admin(
+            &data,
+            &["credential", "create", "--tenant", "acme", "--role", role],
+        )
+    };
+    let enroller = create("enroller");
+    let agent_token = create("agent");
+    let server = start_server_with(&data, &[("ZKID_LOCKOUT_MAX_FAILURES", "2")]);
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    phone.enroll(&enrollment_code(&out), "4711");
+
+    for _ in 0..2 {
+        let (agent_out, _) = verify(&server, &agent_token, &phone, "y\n1234\n");
+        assert_eq!(agent_out.status.code(), Some(1), "{}", text(&agent_out));
+        assert!(
+            text(&agent_out).contains("outcome FAILED"),
+            "{}",
+            text(&agent_out)
+        );
+    }
+    // Locked: refused at once, before anything reaches the phone, with a
+    // signed verdict that says so.
+    let out = agent(
+        &server,
+        &agent_token,
+        &[
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ],
+    )
+    .output()
+    .expect("runs");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("outcome LOCKED"), "{shown}");
+    assert!(shown.contains("verdict signature checked"), "{shown}");
+}
+
+#[test]
+fn a_revoked_phone_undoes_its_revocation_with_the_real_binaries() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let create = |role: &str| {
+        admin(
+            &data,
+            &["credential", "create", "--tenant", "acme", "--role", role],
+        )
+    };
+    let enroller = create("enroller");
+    let agent_token = create("agent");
+    let server = start_server(&data);
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    let out = phone.run(
+        &[
+            "enroll",
+            "--server",
+            &server.address,
+            "--code",
+            &enrollment_code(&out),
+        ],
+        "4711\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let device = text(&out)
+        .split_whitespace()
+        .find(|w| w.starts_with("d_"))
+        .expect("the device id is printed")
+        .to_owned();
+
+    // The phone listens (and so caches the key a revert needs) when the
+    // organization revokes it, which someone talked it into.
+    let mut listening = phone
+        .command()
+        .args(["listen", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zkid-prover starts");
+    let mut lines = BufReader::new(listening.stdout.take().expect("piped")).lines();
+    let mut shown = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        shown.push_str(&line);
+        shown.push('\n');
+        if line.starts_with("listening") {
+            break;
+        }
+    }
+    let out = agent(
+        &server,
+        &enroller,
+        &[
+            "revoke-device",
+            "--customer",
+            "cust-0042",
+            "--device",
+            &device,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    for line in lines.map_while(Result::ok) {
+        shown.push_str(&line);
+        shown.push('\n');
+    }
+    let status = listening.wait().expect("zkid-prover finishes");
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("this device was revoked"), "{shown}");
+    assert!(shown.contains("revert"), "{shown}");
+
+    // Revoked, its token is refused, yet it undoes the revocation with the
+    // proof alone, and answers again.
+    let out = phone.run(&["listen", "--timeout", "10"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Unauthenticated"), "{}", text(&out));
+    let out = phone.run(&["revert"], "4711\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("change undone"), "{}", text(&out));
+    let (agent_out, phone_out) = verify(&server, &agent_token, &phone, "y\n4711\n");
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}\n{}",
+        text(&agent_out),
+        text(&phone_out)
+    );
 }
 
 #[test]

@@ -16,21 +16,12 @@
 //! (i64 big-endian Unix milliseconds); `key_id` (length-prefixed). The
 //! signature is Ed25519 over exactly these bytes.
 //!
-//! ```
-//! use zkid_server::verdict::{verify, Verdict, VerdictError};
-//! # let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-//! # let public = key.verifying_key().to_bytes();
-//! # let key_id = zkid_server::verdict::key_id(&public);
-//! # let v = Verdict { tenant: "acme".into(), session_id: "s_1".into(),
-//! #   operation: "balance_inquiry".into(), state: "passed".into(), level: 1,
-//! #   issued_at: 1, expires_at: 2, key_id: key_id.clone() };
-//! # let encoded = v.to_bytes();
-//! # let signature = ed25519_dalek::Signer::sign(&key, &encoded).to_bytes();
-//! let keys = |id: &str| (id == key_id).then_some(public);
-//! let verdict = verify(&encoded, &signature, keys)?;
-//! assert_eq!(verdict.state, "passed");
-//! # Ok::<(), VerdictError>(())
-//! ```
+//! A client checks one with [`verify`], given a lookup from key id to the
+//! 32-byte public key (for instance a map built from `GetSigningKeys`); the
+//! test `a_client_checks_a_verdict_with_the_published_keys` shows the whole
+//! round trip. The example is a test rather than a doctest because this
+//! file is also compiled into the prover client, where the crate name
+//! differs.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -261,6 +252,29 @@ mod tests {
             verify(&encoded, &signature, mislabelled),
             Err(VerdictError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn a_client_checks_a_verdict_with_the_published_keys() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let public = key.verifying_key().to_bytes();
+        let published = key_id(&public);
+        let issued = Verdict {
+            tenant: "acme".into(),
+            session_id: "s_1".into(),
+            operation: "balance_inquiry".into(),
+            state: "passed".into(),
+            level: 1,
+            issued_at: 1,
+            expires_at: 2,
+            key_id: published.clone(),
+        };
+        let encoded = issued.to_bytes();
+        let signature = key.sign(&encoded).to_bytes();
+        let keys = |id: &str| (id == published).then_some(public);
+        let verdict = verify(&encoded, &signature, keys).expect("checks");
+        assert_eq!(verdict, issued);
+        assert_eq!(verdict.state, "passed");
     }
 
     #[test]

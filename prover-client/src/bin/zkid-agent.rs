@@ -13,6 +13,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use clap::{Parser, Subcommand};
 use zkid_prover::{
     agent::{AgentClient, LoginSystemClient, State},
@@ -269,6 +270,19 @@ fn run(args: Args) -> anyhow::Result<bool> {
                 "outcome {} level L{} (required L{}) session {}",
                 outcome.state, outcome.level_reached, outcome.required_level, outcome.session_id
             );
+            let signed = outcome
+                .verdict
+                .as_ref()
+                .context("the server sent no signed verdict for the resolved session")?;
+            println!(
+                "verdict: {}.{} (key {})",
+                BASE64.encode(&signed.encoded),
+                BASE64.encode(&signed.signature),
+                signed.key_id
+            );
+            let keys = client.signing_keys()?;
+            let checked = outcome.check_verdict(|id| keys.get(id).copied())?;
+            println!("verdict signature checked against key {}", checked.key_id);
             Ok(outcome.state == State::Passed)
         }
     }

@@ -13,12 +13,13 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use zeroize::Zeroizing;
 use zkid_circuits::pin::Pin;
 use zkid_prover::{
     agent::State,
     credential_file::CredentialFile,
-    phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent},
+    phone::{PendingRequest, Phone, PhoneConfig, PhoneEvent, Progress, RevertOffer},
 };
 
 #[derive(Parser)]
@@ -72,6 +73,10 @@ enum Command {
     },
     /// Show this device's enrollment.
     Status,
+    /// Undo the change the server last told this phone about (a new device,
+    /// a revocation, a new credential) while its window is open: proves
+    /// your PIN and this phone's secret.
+    Revert,
 }
 
 struct Answers {
@@ -142,6 +147,42 @@ fn show(request: &PendingRequest) {
     }
 }
 
+/// A progress display on standard error for the phone's slow work (key
+/// download and preparation, proving); indicatif draws nothing when
+/// standard error is not a terminal, so scripts see only the result lines.
+fn show_progress(phone: &mut Phone) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    let style = |template: &str| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+    };
+    let spinner = style("{spinner} {msg} {elapsed}");
+    let download = style("{spinner} downloading proving key {bytes}/{total_bytes} {wide_bar}");
+    let shown = bar.clone();
+    let mut downloading = false;
+    phone.on_progress(move |progress| match progress {
+        Progress::Downloading { received, total } => {
+            if !downloading {
+                downloading = true;
+                shown.set_style(download.clone());
+            }
+            shown.set_length(total.max(received));
+            shown.set_position(received);
+        }
+        Progress::Preparing => {
+            downloading = false;
+            shown.set_style(spinner.clone());
+            shown.set_message("preparing proving key");
+        }
+        Progress::Proving { index, count } => {
+            downloading = false;
+            shown.set_style(spinner.clone());
+            shown.set_message(format!("proving {}/{count}", index + 1));
+        }
+    });
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 fn answer(phone: &mut Phone, answers: &Answers, request: &PendingRequest) -> anyhow::Result<State> {
     show(request);
     let approve = answers.line("approve? [y/N] ")?;
@@ -151,14 +192,60 @@ fn answer(phone: &mut Phone, answers: &Answers, request: &PendingRequest) -> any
         return Ok(state);
     }
     let pin = answers.pin()?;
-    eprint!("preparing keys... ");
-    phone.prepare(request)?;
-    eprint!("proving... ");
+    let bar = show_progress(phone);
+    let prepared = phone.prepare(request);
     let started = Instant::now();
-    let outcome = phone.approve(request, &pin)?;
-    eprintln!("done in {} ms", started.elapsed().as_millis());
+    let outcome = prepared.and_then(|()| phone.approve(request, &pin));
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    eprintln!("proved in {} ms", started.elapsed().as_millis());
     println!("outcome {} level L{}", outcome.state, outcome.level_reached);
     Ok(outcome.state)
+}
+
+/// `at` as an RFC 3339 UTC time, to the second.
+fn utc(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Tells the customer what changed and, if it can be undone, how.
+fn notice(what: &str, offer: Option<&RevertOffer>, data_dir: &std::path::Path) {
+    println!("NOTICE: {what}.");
+    match offer {
+        Some(offer) => {
+            let left = offer
+                .until
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            println!(
+                "If this was not you, undo it before {} (in {} min) with:",
+                utc(offer.until),
+                left.as_secs() / 60
+            );
+            println!("  zkid-prover --data-dir {} revert", data_dir.display());
+            println!("and contact your organization.");
+        }
+        None => println!("If this was not you, contact your organization now."),
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<bool> {
@@ -196,6 +283,33 @@ fn run(args: Args) -> anyhow::Result<bool> {
             for key in status.cached_keys {
                 println!("proving key   {key}");
             }
+            if let Some(offer) = status.revert_offer {
+                println!(
+                    "revertible    {} (until {})",
+                    offer.change,
+                    utc(offer.until)
+                );
+            }
+            Ok(true)
+        }
+        Command::Revert => {
+            let passphrase = answers.passphrase()?;
+            let mut phone = Phone::open(config, &passphrase)?;
+            let offer = phone
+                .status()
+                .revert_offer
+                .context("there is no change to undo: the server has offered none to this phone")?;
+            println!(
+                "undoing: {} (revertible until {})",
+                offer.change,
+                utc(offer.until)
+            );
+            let pin = answers.pin()?;
+            let bar = show_progress(&mut phone);
+            let reverted = phone.revert(&pin);
+            bar.finish_and_clear();
+            let reverted_at = reverted.context("the change was not undone")?;
+            println!("change undone at {}", utc(reverted_at));
             Ok(true)
         }
         Command::ImportCredential { file } => {
@@ -214,6 +328,15 @@ fn run(args: Args) -> anyhow::Result<bool> {
             let passphrase = answers.passphrase()?;
             let mut phone = Phone::open(config, &passphrase)?;
             let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout));
+            // While this device is in good standing: a revoked one can no
+            // longer fetch the key its revert proof needs.
+            let bar = show_progress(&mut phone);
+            let cached = phone.cache_revert_key();
+            bar.finish_and_clear();
+            if let Err(e) = cached {
+                eprintln!("note: the key for undoing changes is not cached: {e}");
+            }
+            phone.watch()?;
             println!("listening for verification requests...");
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -231,13 +354,24 @@ fn run(args: Args) -> anyhow::Result<bool> {
                     Some(PhoneEvent::Closed { session_id, state }) => {
                         println!("request {session_id} closed: {state}");
                     }
-                    Some(PhoneEvent::Replaced) => {
-                        println!("NOTICE: another device was enrolled for your account. If this was not you, contact your organization now.");
+                    Some(PhoneEvent::Replaced(offer)) => {
+                        notice(
+                            "another device was enrolled for your account",
+                            offer.as_ref(),
+                            &args.data_dir,
+                        );
                         return Ok(false);
                     }
-                    Some(PhoneEvent::Revoked) => {
-                        println!("NOTICE: this device was revoked.");
+                    Some(PhoneEvent::Revoked(offer)) => {
+                        notice("this device was revoked", offer.as_ref(), &args.data_dir);
                         return Ok(false);
+                    }
+                    Some(PhoneEvent::CredentialChanged(offer)) => {
+                        notice(
+                            "a new attribute credential was registered for your account",
+                            offer.as_ref(),
+                            &args.data_dir,
+                        );
                     }
                 }
             }

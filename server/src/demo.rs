@@ -912,6 +912,7 @@ mod tests {
             required_level: 1,
             level_reached,
             binding_code: "123-456".into(),
+            verdict: None,
         }
     }
 

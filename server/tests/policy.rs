@@ -149,6 +149,34 @@ async fn answer(
         .into_inner()
 }
 
+/// Answers a pushed pin-knowledge request with a valid proof of another
+/// challenge: a failed attempt.
+async fn answer_wrongly(server: &TestServer, phone: &Phone, request: &pb::VerificationRequest) {
+    let key_id = &request.requirements[0].key_id;
+    let key = server.proving_key(phone, key_id).await;
+    let wrong = phone.prove_challenge(&key, Fr::from(1u64));
+    let outcome = submit(server, phone, &request.session_id, key_id, wrong)
+        .await
+        .expect("submit");
+    assert_eq!(outcome.state, SessionState::Failed as i32);
+}
+
+/// The organization revokes `phone`.
+async fn revoke(server: &TestServer, tenant: &Tenant, customer_ref: &str, phone: &Phone) {
+    server
+        .enrollment()
+        .await
+        .revoke_device(authed(
+            pb::RevokeDeviceRequest {
+                customer_ref: customer_ref.into(),
+                device_id: phone.device_id.clone(),
+            },
+            &tenant.enroller,
+        ))
+        .await
+        .expect("revoke");
+}
+
 fn circuits(request: &pb::VerificationRequest) -> Vec<&str> {
     request
         .requirements
@@ -351,19 +379,7 @@ async fn step_up_asks_only_for_what_is_missing() {
         .await
         .expect("L1");
     let request = next_pushed(&mut push).await;
-    let key = server
-        .proving_key(&phone, &request.requirements[0].key_id)
-        .await;
-    let wrong = phone.prove_challenge(&key, Fr::from(1u64));
-    submit(
-        &server,
-        &phone,
-        &failed.session_id,
-        &request.requirements[0].key_id,
-        wrong,
-    )
-    .await
-    .expect("submit");
+    answer_wrongly(&server, &phone, &request).await;
     let not_passed = assert_code(
         start(
             &server,
@@ -632,18 +648,7 @@ async fn revocations_and_attribute_changes_are_revertible_and_guesses_are_capped
 
     // A revocation: the revoked phone has no credential left, and still
     // reverts with its proof.
-    server
-        .enrollment()
-        .await
-        .revoke_device(authed(
-            pb::RevokeDeviceRequest {
-                customer_ref: "cust-4".into(),
-                device_id: phone.device_id.clone(),
-            },
-            &acme.enroller,
-        ))
-        .await
-        .expect("revoke");
+    revoke(&server, &acme, "cust-4", &phone).await;
     let notice = next_notice(&mut push).await;
     assert_eq!(notice.kind, pb::device_notice::Kind::Revoked as i32);
     let offer = notice.revert.expect("offer");
@@ -677,18 +682,7 @@ async fn a_second_revocation_revert_works_and_unknown_changes_are_not_found() {
     let phone = server.phone(&acme, "cust-5", "9753", 8).await;
     let key = pin_key(&server, &phone).await;
     let mut push = phone.listen(&server).await;
-    server
-        .enrollment()
-        .await
-        .revoke_device(authed(
-            pb::RevokeDeviceRequest {
-                customer_ref: "cust-5".into(),
-                device_id: phone.device_id.clone(),
-            },
-            &acme.enroller,
-        ))
-        .await
-        .expect("revoke");
+    revoke(&server, &acme, "cust-5", &phone).await;
     let offer = next_notice(&mut push).await.revert.expect("offer");
     revert(&server, &offer, &phone, &key, field(&offer.challenge))
         .await
@@ -727,21 +721,9 @@ async fn an_administrator_lifts_a_lock_and_it_is_audited() {
     let phone = server.phone(&acme, "cust-6", "8642", 9).await;
     let mut push = phone.listen(&server).await;
     for _ in 0..2 {
-        let session = server.start_session(&acme, "cust-6").await;
+        server.start_session(&acme, "cust-6").await;
         let request = next_pushed(&mut push).await;
-        let key = server
-            .proving_key(&phone, &request.requirements[0].key_id)
-            .await;
-        let wrong = phone.prove_challenge(&key, Fr::from(3u64));
-        submit(
-            &server,
-            &phone,
-            &session.session_id,
-            &request.requirements[0].key_id,
-            wrong,
-        )
-        .await
-        .expect("submit");
+        answer_wrongly(&server, &phone, &request).await;
     }
     let locked = server.start_session(&acme, "cust-6").await;
     assert_eq!(locked.state, SessionState::Locked as i32);

@@ -111,7 +111,7 @@ const MAX_FAILED_REVERTS: u32 = 5;
 const BUDGET_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The window of the per-agent and per-device rate limits.
-pub(super) const RATE_WINDOW: Duration = Duration::from_secs(60);
+const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The result of registering a customer.
 #[derive(Debug)]
@@ -681,31 +681,16 @@ impl Engine {
             .catalog
             .operation(&caller.tenant, operation)
             .ok_or(DomainError::InvalidArgument("unknown operation"))?;
-        let customer = self
-            .store
-            .customer(&caller.tenant, &customer_ref)
-            .await?
-            .filter(|c| c.kind == SubjectKind::Customer)
-            .ok_or(DomainError::NotFound("customer"))?;
-        let device = self
-            .store
-            .active_device(&caller.tenant, &customer_ref)
-            .await?
-            .ok_or(DomainError::FailedPrecondition(
-                "customer has no active device",
-            ))?;
-        let now = Timestamp::now();
-        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
-        let started = self
-            .store
-            .sessions_by_agent_since(&caller.credential, window_start)
+        let (customer, device) = self
+            .subject_with_device(&caller.tenant, &customer_ref, SubjectKind::Customer)
             .await?;
-        if started >= u64::from(self.settings.agent_sessions_per_minute) {
-            tracing::warn!(tenant = %caller.tenant, agent = %caller.credential, "agent rate limit reached");
-            return Err(DomainError::ResourceExhausted(
-                "too many verifications started with this credential; retry in a minute",
-            ));
-        }
+        let now = Timestamp::now();
+        self.check_start_rate(
+            caller,
+            now,
+            "too many verifications started with this credential; retry in a minute",
+        )
+        .await?;
         let (circuits, step_up_of) = match step_up_from {
             None => (operation.circuits.clone(), None),
             Some(earlier) => {
@@ -743,25 +728,16 @@ impl Engine {
                 "the customer does not meet this operation's assurance policy at present",
             ));
         }
-        let mut session = Session {
-            id: SessionId::random(),
-            tenant: caller.tenant.clone(),
+        let mut session = self.new_session(
+            caller,
             customer_ref,
-            account_ref,
-            device: device.id.clone(),
-            agent_credential: caller.credential.clone(),
-            operation: operation.name.clone(),
-            required_level: operation.level,
-            level_reached: AssuranceLevel::None,
+            &device,
+            (&operation.name, operation.level),
             circuits,
-            challenge: self.settings.challenges.challenge(),
-            binding_code: secrets::binding_code(),
-            state: SessionState::Pending,
-            created_at: now,
-            expires_at: now.plus(self.settings.session_ttl),
-            resolved_at: None,
-            step_up_of,
-        };
+            now,
+        );
+        session.account_ref = account_ref;
+        session.step_up_of = step_up_of;
         // Refuse at once what could never pass (no credential, no account
         // reference), instead of pushing an unanswerable request.
         let context = StatementContext {
@@ -779,33 +755,30 @@ impl Engine {
         if self.refused(&session, now).await? {
             session.state = SessionState::Locked;
             session.resolved_at = Some(now);
-            let event = self.start_event(caller, &session, now);
-            self.store
-                .insert_session(&session, self.audit(std::slice::from_ref(&event)))
-                .await?;
-            tracing::info!(tenant = %caller.tenant, session = %session.id, "verification refused: locked");
-            return Ok(session);
-        }
-        if session.circuits.is_empty() {
+        } else if session.circuits.is_empty() {
             // A step-up whose earlier session already established all the
             // operation requires: that proof, minutes old, answers it.
             session.state = SessionState::Passed;
             session.level_reached = session.required_level;
             session.resolved_at = Some(now);
-            let event = self.start_event(caller, &session, now);
-            self.store
-                .insert_session(&session, self.audit(std::slice::from_ref(&event)))
-                .await?;
-            tracing::info!(tenant = %caller.tenant, session = %session.id, "step-up passed on the earlier session's proof");
-            return Ok(session);
         }
         let event = self.start_event(caller, &session, now);
         self.store
             .insert_session(&session, self.audit(std::slice::from_ref(&event)))
             .await?;
-        self.devices
-            .publish(&device.id, DeviceSignal::Request(session.id.clone()));
-        tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
+        match session.state {
+            SessionState::Pending => {
+                self.devices
+                    .publish(&device.id, DeviceSignal::Request(session.id.clone()));
+                tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
+            }
+            SessionState::Locked => {
+                tracing::info!(tenant = %caller.tenant, session = %session.id, "verification refused: locked");
+            }
+            _ => {
+                tracing::info!(tenant = %caller.tenant, session = %session.id, "step-up passed on the earlier session's proof");
+            }
+        }
         Ok(session)
     }
 
@@ -834,6 +807,85 @@ impl Engine {
             },
             at,
         )
+    }
+
+    /// The subject of `kind` called `subject_ref` in `tenant`, with its
+    /// active device. A subject of the other kind is not found: customers
+    /// and operators never stand in for each other.
+    pub(super) async fn subject_with_device(
+        &self,
+        tenant: &TenantId,
+        subject_ref: &CustomerRef,
+        kind: SubjectKind,
+    ) -> Result<(Customer, Device), DomainError> {
+        let (missing, no_device) = match kind {
+            SubjectKind::Customer => ("customer", "customer has no active device"),
+            SubjectKind::Operator => ("operator", "operator has no active device"),
+        };
+        let subject = self
+            .store
+            .customer(tenant, subject_ref)
+            .await?
+            .filter(|s| s.kind == kind)
+            .ok_or(DomainError::NotFound(missing))?;
+        let device = self
+            .store
+            .active_device(tenant, subject_ref)
+            .await?
+            .ok_or(DomainError::FailedPrecondition(no_device))?;
+        Ok((subject, device))
+    }
+
+    /// Refuses a caller whose credential started its minute's share of
+    /// sessions already.
+    pub(super) async fn check_start_rate(
+        &self,
+        caller: &Caller,
+        now: Timestamp,
+        refusal: &'static str,
+    ) -> Result<(), DomainError> {
+        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
+        let started = self
+            .store
+            .sessions_by_agent_since(&caller.credential, window_start)
+            .await?;
+        if started >= u64::from(self.settings.agent_sessions_per_minute) {
+            tracing::warn!(tenant = %caller.tenant, credential = %caller.credential, role = %caller.role, "start rate limit reached");
+            return Err(DomainError::ResourceExhausted(refusal));
+        }
+        Ok(())
+    }
+
+    /// A pending session of `operation` for `subject_ref`, asked of
+    /// `device`, with a fresh challenge and binding code.
+    pub(super) fn new_session(
+        &self,
+        caller: &Caller,
+        subject_ref: CustomerRef,
+        device: &Device,
+        (operation, level): (&str, AssuranceLevel),
+        circuits: Vec<String>,
+        now: Timestamp,
+    ) -> Session {
+        Session {
+            id: SessionId::random(),
+            tenant: caller.tenant.clone(),
+            customer_ref: subject_ref,
+            account_ref: None,
+            device: device.id.clone(),
+            agent_credential: caller.credential.clone(),
+            operation: operation.to_owned(),
+            required_level: level,
+            level_reached: AssuranceLevel::None,
+            circuits,
+            challenge: self.settings.challenges.challenge(),
+            binding_code: secrets::binding_code(),
+            state: SessionState::Pending,
+            created_at: now,
+            expires_at: now.plus(self.settings.session_ttl),
+            resolved_at: None,
+            step_up_of: None,
+        }
     }
 
     /// The PASSED session a step-up builds on, if it may.

@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 
 use super::{
     catalog::StatementContext,
-    engine::{require, DeviceSignal, Registration, RATE_WINDOW},
+    engine::{require, DeviceSignal, Registration},
     model::{
         Actor, AssuranceLevel, Caller, CredentialId, CredentialRecord, CustomerRef, Resolution,
         Role, Scope, Session, SessionId, SessionState, SubjectKind, Timestamp,
     },
-    secrets::{self, Token},
+    secrets::Token,
     CustomerRegistration, DomainError, Engine,
 };
 use crate::assertion::{self, Claims};
@@ -139,53 +139,27 @@ impl Engine {
     ) -> Result<OperatorLogin, DomainError> {
         require(caller, Role::Login, Scope::Full)?;
         valid_audience(audience)?;
-        let operator = self
-            .store
-            .customer(&caller.tenant, &operator_ref)
-            .await?
-            .filter(|s| s.kind == SubjectKind::Operator)
-            .ok_or(DomainError::NotFound("operator"))?;
-        let device = self
-            .store
-            .active_device(&caller.tenant, &operator_ref)
-            .await?
-            .ok_or(DomainError::FailedPrecondition(
-                "operator has no active device",
-            ))?;
+        let (operator, device) = self
+            .subject_with_device(&caller.tenant, &operator_ref, SubjectKind::Operator)
+            .await?;
         let entry = self.catalog().circuit(LOGIN_CIRCUIT).ok_or_else(|| {
             DomainError::Internal(format!("operator login needs circuit {LOGIN_CIRCUIT}"))
         })?;
         let now = Timestamp::now();
-        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
-        let started = self
-            .store
-            .sessions_by_agent_since(&caller.credential, window_start)
-            .await?;
-        if started >= u64::from(self.settings.agent_sessions_per_minute) {
-            tracing::warn!(tenant = %caller.tenant, login = %caller.credential, "login system rate limit reached");
-            return Err(DomainError::ResourceExhausted(
-                "too many logins begun with this credential; retry in a minute",
-            ));
-        }
-        let mut session = Session {
-            id: SessionId::random(),
-            tenant: caller.tenant.clone(),
-            customer_ref: operator_ref,
-            account_ref: None,
-            device: device.id.clone(),
-            agent_credential: caller.credential.clone(),
-            operation: LOGIN_OPERATION.into(),
-            required_level: AssuranceLevel::L1,
-            level_reached: AssuranceLevel::None,
-            circuits: vec![LOGIN_CIRCUIT.into()],
-            challenge: self.settings.challenges.challenge(),
-            binding_code: secrets::binding_code(),
-            state: SessionState::Pending,
-            created_at: now,
-            expires_at: now.plus(self.settings.session_ttl),
-            resolved_at: None,
-            step_up_of: None,
-        };
+        self.check_start_rate(
+            caller,
+            now,
+            "too many logins begun with this credential; retry in a minute",
+        )
+        .await?;
+        let mut session = self.new_session(
+            caller,
+            operator_ref,
+            &device,
+            (LOGIN_OPERATION, AssuranceLevel::L1),
+            vec![LOGIN_CIRCUIT.into()],
+            now,
+        );
         // A corrupt device commitment shows here, not on the phone.
         entry.statement.public_inputs(&StatementContext {
             challenge: &session.challenge,

@@ -29,15 +29,11 @@ use std::{
 
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 use zkid_circuits::pin::Pin;
-use zkid_proto::v1::{
-    keys_client::KeysClient, verification_client::VerificationClient, GetSigningKeysRequest,
-    GetVerificationRequest,
-};
 use zkid_prover::{
     agent::{AgentClient, LoginSystemClient, SessionView, State},
     credential_file::CredentialFile,
@@ -49,7 +45,6 @@ use crate::{
     admin,
     config::Config,
     domain::{model::Role, DomainError},
-    verdict::{self, Verdict},
     ServerError,
 };
 
@@ -444,7 +439,11 @@ fn walkthrough(
         url,
         token: &tokens.agent,
     };
-    let desk = Desk::connect(url, &tokens.agent)?;
+    // The agent desktop fetches the server's public keys once, to check
+    // every verdict offline.
+    let keys = AgentClient::connect(url, &tokens.agent)
+        .and_then(|desk| desk.signing_keys())
+        .map_err(client("fetching the server's public keys"))?;
 
     // 3. L1.
     narrator.step("3. The agent verifies the caller for balance_inquiry (level L1)")?;
@@ -456,7 +455,7 @@ fn walkthrough(
         Answer::Approve(PIN),
     )?;
     expect(&view, State::Passed, 1)?;
-    show_verdict(narrator, &desk, &view, "passed", 1)?;
+    show_verdict(narrator, &keys, &view)?;
     narrator.party(
         "agent",
         "does NOT see: the PIN, the device secret, the proof, the challenge, or any attribute",
@@ -474,7 +473,7 @@ fn walkthrough(
         Answer::Approve(PIN),
     )?;
     expect(&view, State::Passed, 2)?;
-    show_verdict(narrator, &desk, &view, "passed", 2)?;
+    show_verdict(narrator, &keys, &view)?;
     narrator.party(
         "agent",
         "does NOT see: the account data on the phone; only that the caller owns the account named",
@@ -490,7 +489,7 @@ fn walkthrough(
         Answer::Approve(WRONG_PIN),
     )?;
     expect(&view, State::Failed, 0)?;
-    show_verdict(narrator, &desk, &view, "failed", 0)?;
+    show_verdict(narrator, &keys, &view)?;
     narrator.party(
         "server",
         "counts the failure towards the customer's lockout",
@@ -506,7 +505,7 @@ fn walkthrough(
         Answer::Decline,
     )?;
     expect(&view, State::Declined, 0)?;
-    show_verdict(narrator, &desk, &view, "declined", 0)?;
+    show_verdict(narrator, &keys, &view)?;
     narrator.party(
         "server",
         "records the decline in the audit log as a fraud signal: someone claimed to be the customer",
@@ -689,89 +688,16 @@ fn expect(view: &SessionView, state: State, level: u8) -> Result<(), DemoError> 
     Ok(())
 }
 
-/// The agent desktop's own gRPC calls that the agent client does not
-/// make: fetching the signed verdict and the server's public keys.
-struct Desk {
-    runtime: tokio::runtime::Runtime,
-    channel: Channel,
-    token: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-}
-
-impl Desk {
-    fn connect(url: &str, token: &str) -> Result<Self, DemoError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| DemoError::Io {
-                what: "starting the agent desk's runtime",
-                source,
-            })?;
-        let channel = runtime
-            .block_on(
-                Endpoint::from_shared(url.to_owned())
-                    .map_err(client("the agent desk connects"))?
-                    .connect(),
-            )
-            .map_err(client("the agent desk connects"))?;
-        let token = format!("Bearer {token}")
-            .parse()
-            .map_err(client("the agent's token"))?;
-        Ok(Self {
-            runtime,
-            channel,
-            token,
-        })
-    }
-
-    /// The session's signed verdict, checked offline with the server's
-    /// published keys.
-    fn verdict(&self, session_id: &str) -> Result<Verdict, DemoError> {
-        self.runtime.block_on(async {
-            let mut request = tonic::Request::new(GetVerificationRequest {
-                session_id: session_id.to_owned(),
-            });
-            request
-                .metadata_mut()
-                .insert("authorization", self.token.clone());
-            let session = VerificationClient::new(self.channel.clone())
-                .get_verification(request)
-                .await
-                .map_err(client("fetching the verdict"))?
-                .into_inner();
-            let signed = session.verdict.ok_or_else(|| {
-                DemoError::Unexpected("the resolved session has no signed verdict".into())
-            })?;
-            let keys: HashMap<String, Vec<u8>> = KeysClient::new(self.channel.clone())
-                .get_signing_keys(GetSigningKeysRequest {})
-                .await
-                .map_err(client("fetching the server's public keys"))?
-                .into_inner()
-                .keys
-                .into_iter()
-                .map(|k| (k.key_id, k.public_key))
-                .collect();
-            verdict::verify(&signed.encoded, &signed.signature, |id| {
-                keys.get(id).and_then(|k| k.as_slice().try_into().ok())
-            })
-            .map_err(client("checking the verdict offline"))
-        })
-    }
-}
-
+/// Shows the session's signed verdict, checked offline against the
+/// server's published keys and against the session the agent saw.
 fn show_verdict(
     narrator: &mut Narrator,
-    desk: &Desk,
+    keys: &HashMap<String, [u8; 32]>,
     view: &SessionView,
-    state: &str,
-    level: u8,
 ) -> Result<(), DemoError> {
-    let verdict = desk.verdict(&view.session_id)?;
-    if verdict.state != state || verdict.level != level || verdict.session_id != view.session_id {
-        return Err(DemoError::Unexpected(format!(
-            "the signed verdict says {} L{} for {}, expected {state} L{level} for {}",
-            verdict.state, verdict.level, verdict.session_id, view.session_id
-        )));
-    }
+    let verdict = view
+        .check_verdict(|id| keys.get(id).copied())
+        .map_err(client("checking the verdict offline"))?;
     narrator.party(
         "agent",
         &format!(

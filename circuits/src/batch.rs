@@ -15,6 +15,13 @@
 //! about 2^-128 over the choice of the `r_i`, which the verifier draws from
 //! a CSPRNG after the proofs are fixed, so a prover cannot anticipate them.
 //!
+//! Each proof's `B` must lie in G2 before its pairing means anything. For
+//! batches of at least six proofs per worker the Miller
+//! loop steps every `B` in affine coordinates with shared inversions and
+//! decides membership on the way (module `miller`); smaller batches check
+//! each `B` first. A `B` outside G2 is refused as malformed, and the rest
+//! of the batch is checked again without it.
+//!
 //! Trade-offs: a single proof costs about 1.5x a plain verification (the
 //! extra scalar multiplications), so callers should verify lone proofs with
 //! [`Verifier::verify`]; and when a batch fails we bisect, re-checking each
@@ -24,21 +31,22 @@
 
 use std::collections::HashMap;
 
-use ark_bn254::{g1, Bn254, Fq12, Fr, G1Affine, G1Projective};
+use ark_bn254::{g1, Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine};
 use ark_ec::{
-    bn::{g2::EllCoeff, BnConfig, G2Prepared, TwistType},
+    bn::G2Prepared,
     pairing::{MillerLoopOutput, Pairing},
     scalar_mul::glv::GLVConfig,
-    AffineRepr, CurveGroup, VariableBaseMSM,
+    CurveGroup, VariableBaseMSM,
 };
 use ark_ff::{AdditiveGroup, Field};
 use rand::Rng;
 use rayon::prelude::*;
 
 use crate::{
-    encoding::FIELD_LEN,
+    encoding::{g2_in_subgroup, ProofDecodeError, ProofPoint, FIELD_LEN},
     keys::KeyId,
-    verifier::{pairing_check, CheckedProof, PreparedKey, Rejection, Verdict, Verifier},
+    miller::{miller_loop, miller_loop_checking_g2, CheckedLoop, AFFINE_MIN_PROOFS},
+    verifier::{verify_checked, CheckedProof, G2Check, PreparedKey, Rejection, Verdict, Verifier},
 };
 
 /// One proof to verify in a batch.
@@ -56,9 +64,18 @@ impl Verifier {
     /// Verifies many proofs (under one or several keys) together and returns
     /// each proof's own verdict, in order.
     pub fn verify_batch(&self, items: &[BatchItem<'_>]) -> Vec<Verdict> {
+        // `B`'s subgroup check waits for the Miller loop, which does it
+        // for free on large enough batches (`crate::miller`).
         let checked: Vec<Result<CheckedProof<'_>, Rejection>> = items
             .par_iter()
-            .map(|item| self.check(item.key_id, item.proof, item.public_inputs))
+            .map(|item| {
+                self.check(
+                    item.key_id,
+                    item.proof,
+                    item.public_inputs,
+                    G2Check::Deferred,
+                )
+            })
             .collect();
         let mut verdicts = Vec::with_capacity(items.len());
         let mut candidates = Vec::new();
@@ -71,46 +88,73 @@ impl Verifier {
                 Err(rejection) => verdicts.push(Verdict::Rejected(rejection)),
             }
         }
-        let mut invalid = Vec::new();
-        find_invalid(&candidates, &mut invalid);
-        for index in invalid {
-            verdicts[index] = Verdict::Rejected(Rejection::InvalidProof);
+        let mut refused = Vec::new();
+        find_invalid(&candidates, &mut refused);
+        for (index, rejection) in refused {
+            verdicts[index] = Verdict::Rejected(rejection);
         }
         verdicts
     }
 }
 
-/// Appends to `invalid` the indices of the proofs in `group` that do not
-/// verify, bisecting failed batches.
-fn find_invalid(group: &[(usize, CheckedProof<'_>)], invalid: &mut Vec<usize>) {
+/// Appends to `refused` the indices of the proofs in `group` that do not
+/// verify, with the reason, bisecting failed batches.
+fn find_invalid(group: &[(usize, CheckedProof<'_>)], refused: &mut Vec<(usize, Rejection)>) {
     match group {
         [] => {}
         [(index, single)] => {
-            if !pairing_check(single) {
-                invalid.push(*index);
+            if let Err(rejection) = verify_checked(single) {
+                refused.push((*index, rejection));
             }
         }
-        _ => {
-            if batch_holds(group) {
-                return;
+        _ => match batch_check(group) {
+            BatchCheck::Holds => {}
+            BatchCheck::OutsideG2(positions) => {
+                // Only a forged `B` lands here; the rest is checked again
+                // without it.
+                let mut rest = Vec::with_capacity(group.len() - positions.len());
+                for (position, (index, checked)) in group.iter().enumerate() {
+                    if positions.binary_search(&position).is_ok() {
+                        refused.push((
+                            *index,
+                            ProofDecodeError::NotInSubgroup(ProofPoint::B).into(),
+                        ));
+                    } else {
+                        rest.push((*index, checked.clone()));
+                    }
+                }
+                find_invalid(&rest, refused);
             }
-            let (left, right) = group.split_at(group.len() / 2);
-            let (mut bad_left, bad_right) = rayon::join(
-                || {
-                    let mut v = Vec::new();
-                    find_invalid(left, &mut v);
-                    v
-                },
-                || {
-                    let mut v = Vec::new();
-                    find_invalid(right, &mut v);
-                    v
-                },
-            );
-            bad_left.extend(bad_right);
-            invalid.extend(bad_left);
-        }
+            BatchCheck::Fails => {
+                let (left, right) = group.split_at(group.len() / 2);
+                let (mut bad_left, bad_right) = rayon::join(
+                    || {
+                        let mut v = Vec::new();
+                        find_invalid(left, &mut v);
+                        v
+                    },
+                    || {
+                        let mut v = Vec::new();
+                        find_invalid(right, &mut v);
+                        v
+                    },
+                );
+                bad_left.extend(bad_right);
+                refused.extend(bad_left);
+            }
+        },
     }
+}
+
+/// The outcome of one randomized batch equation.
+enum BatchCheck {
+    /// Every proof verifies (up to the 2^-128 soundness error).
+    Holds,
+    /// Some proof does not verify.
+    Fails,
+    /// These positions in the group (ascending) have a `B` outside G2; the
+    /// equation was not evaluated.
+    OutsideG2(Vec<usize>),
 }
 
 /// Per-key sums of the batch equation.
@@ -125,8 +169,9 @@ struct KeyTerms<'k> {
     c_high: Vec<u64>,
 }
 
-/// Checks the randomized batch equation for `group`.
-fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
+/// Checks the randomized batch equation for `group`, and every deferred
+/// G2 subgroup check.
+fn batch_check(group: &[(usize, CheckedProof<'_>)]) -> BatchCheck {
     let mut rng = rand::thread_rng();
     // Each r_i is a_i + b_i * lambda for uniform 64-bit a_i, b_i: see
     // `glv_scalar`.
@@ -156,18 +201,10 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
 
     let scaled_a: Vec<G1Projective> = group
         .par_iter()
-        .zip(&scalars)
-        .map(|((_, checked), _)| checked)
         .zip(&halves)
-        .map(|(checked, &(a, b))| mul_glv_u64(&checked.proof.a, a, b))
+        .map(|((_, checked), &(a, b))| mul_glv_u64(&checked.proof.a, a, b))
         .collect();
     let scaled_a = G1Projective::normalize_batch(&scaled_a);
-    // Preparing B (its line coefficients) is a third of a pairing's Miller
-    // loop work and independent per proof: do it in parallel up front.
-    let prepared_b: Vec<G2Prepared<ark_bn254::Config>> = group
-        .par_iter()
-        .map(|(_, checked)| checked.proof.b.into())
-        .collect();
 
     let mut key_g1 = Vec::with_capacity(3 * per_key.len());
     let mut key_g2 = Vec::with_capacity(3 * per_key.len());
@@ -186,21 +223,69 @@ fn batch_holds(group: &[(usize, CheckedProof<'_>)]) -> bool {
         ]);
     }
     let key_g1 = G1Projective::normalize_batch(&key_g1);
+    let key_pairs: Vec<(&G1Affine, &G2Prepared<ark_bn254::Config>)> =
+        key_g1.iter().zip(key_g2).collect();
 
-    let pairs: Vec<(&G1Affine, &G2Prepared<ark_bn254::Config>)> = scaled_a
-        .iter()
-        .zip(&prepared_b)
-        .chain(key_g1.iter().zip(key_g2))
-        .collect();
     // One accumulator per worker: every pair of a worker shares the Fp12
     // squarings, where arkworks' loop pays them once per four pairs.
-    let chunk = pairs.len().div_ceil(rayon::current_num_threads()).max(1);
-    let miller = pairs
-        .par_chunks(chunk)
-        .map(miller_loop)
-        .reduce(|| Fq12::ONE, |x, y| x * y);
+    let workers = rayon::current_num_threads().clamp(1, group.len());
+    let chunk = group.len().div_ceil(workers);
+    let miller = if chunk >= AFFINE_MIN_PROOFS {
+        let proof_pairs: Vec<(G1Affine, G2Affine)> = scaled_a
+            .iter()
+            .zip(group)
+            .map(|(a, (_, checked))| (*a, checked.proof.b))
+            .collect();
+        let loops: Vec<CheckedLoop> = proof_pairs
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(worker, pairs)| {
+                let keys = if worker == 0 { &key_pairs[..] } else { &[] };
+                miller_loop_checking_g2(pairs, keys)
+            })
+            .collect();
+        let outside: Vec<usize> = loops
+            .iter()
+            .flat_map(|l| &l.in_g2)
+            .enumerate()
+            .filter(|(_, in_g2)| !**in_g2)
+            .map(|(position, _)| position)
+            .collect();
+        if !outside.is_empty() {
+            return BatchCheck::OutsideG2(outside);
+        }
+        loops.iter().fold(Fq12::ONE, |acc, l| acc * l.f)
+    } else {
+        let outside: Vec<usize> = group
+            .par_iter()
+            .enumerate()
+            .filter(|(_, (_, checked))| checked.b_unchecked && !g2_in_subgroup(&checked.proof.b))
+            .map(|(position, _)| position)
+            .collect();
+        if !outside.is_empty() {
+            return BatchCheck::OutsideG2(outside);
+        }
+        // Preparing B (its line coefficients) is a third of a pairing's
+        // Miller loop work and independent per proof: do it in parallel up
+        // front.
+        let prepared_b: Vec<G2Prepared<ark_bn254::Config>> = group
+            .par_iter()
+            .map(|(_, checked)| checked.proof.b.into())
+            .collect();
+        let pairs: Vec<(&G1Affine, &G2Prepared<ark_bn254::Config>)> =
+            scaled_a.iter().zip(&prepared_b).chain(key_pairs).collect();
+        let chunk = pairs.len().div_ceil(workers);
+        pairs
+            .par_chunks(chunk)
+            .map(miller_loop)
+            .reduce(|| Fq12::ONE, |x, y| x * y)
+    };
 
-    Bn254::final_exponentiation(MillerLoopOutput(miller)).is_some_and(|gt| gt.0 == Fq12::ONE)
+    if Bn254::final_exponentiation(MillerLoopOutput(miller)).is_some_and(|gt| gt.0 == Fq12::ONE) {
+        BatchCheck::Holds
+    } else {
+        BatchCheck::Fails
+    }
 }
 
 /// `a + b * lambda`, where `lambda` is the eigenvalue of G1's endomorphism
@@ -251,64 +336,10 @@ fn c_sum(points: &[G1Affine], low: &[u64], high: &[u64]) -> G1Projective {
     low_sum + <g1::Config as GLVConfig>::endomorphism(&high_sum)
 }
 
-type Lines<'a> = Vec<(
-    &'a G1Affine,
-    std::slice::Iter<'a, EllCoeff<ark_bn254::Config>>,
-)>;
-
-/// Multiplies the next line of every pair into `f`.
-fn apply_lines(f: &mut Fq12, lines: &mut Lines<'_>) {
-    for (p, coefficients) in lines.iter_mut() {
-        // A prepared point has exactly one coefficient per line; a
-        // shortfall would only make the check fail, never pass.
-        if let Some((c0, c1, c2)) = coefficients.next() {
-            let mut c0 = *c0;
-            let mut c1 = *c1;
-            c0.mul_assign_by_fp(&p.y);
-            c1.mul_assign_by_fp(&p.x);
-            f.mul_by_034(&c0, &c1, c2);
-        }
-    }
-}
-
-/// The optimal-ate Miller loop of BN254 over many pairs with a single Fp12
-/// accumulator: `prod_i f_{u, Q_i}(P_i)` (before the final exponentiation).
-///
-/// Follows the structure of arkworks' `Bn::multi_miller_loop`, whose line
-/// coefficients (`G2Prepared::ell_coeffs`) we consume in the same order:
-/// one doubling line per bit of the loop count, an addition line for each
-/// non-zero digit, and the two Frobenius lines at the end. BN254's twist is
-/// of D type, so each line is a sparse Fp12 element multiplied in with
-/// `mul_by_034`, and its loop parameter is positive, so no final
-/// conjugation is needed.
-pub(crate) fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<ark_bn254::Config>)]) -> Fq12 {
-    type Config = ark_bn254::Config;
-    debug_assert!(matches!(Config::TWIST_TYPE, TwistType::D) && !Config::X_IS_NEGATIVE);
-    let mut lines: Lines<'_> = pairs
-        .iter()
-        .filter(|(p, q)| !p.is_zero() && !q.infinity)
-        .map(|(p, q)| (*p, q.ell_coeffs.iter()))
-        .collect();
-    let mut f = Fq12::ONE;
-    let loop_count = Config::ATE_LOOP_COUNT;
-    for i in (1..loop_count.len()).rev() {
-        if i != loop_count.len() - 1 {
-            f.square_in_place();
-        }
-        apply_lines(&mut f, &mut lines);
-        if matches!(loop_count[i - 1], 1 | -1) {
-            apply_lines(&mut f, &mut lines);
-        }
-    }
-    apply_lines(&mut f, &mut lines);
-    apply_lines(&mut f, &mut lines);
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ark_bn254::G2Affine;
+    use ark_ec::AffineRepr;
     use ark_ff::UniformRand;
     use ark_std::test_rng;
 
@@ -347,30 +378,5 @@ mod tests {
         assert_eq!(c_sum(&points, &low, &high), expected);
         // Distinct small pairs give distinct scalars (injectivity, spot check).
         assert_ne!(glv_scalar(1, 0), glv_scalar(0, 1));
-    }
-
-    #[test]
-    fn single_accumulator_loop_matches_arkworks() {
-        let mut rng = test_rng();
-        for n in [1usize, 2, 5, 9] {
-            let g1: Vec<G1Affine> = (0..n)
-                .map(|_| (G1Affine::generator() * Fr::rand(&mut rng)).into_affine())
-                .collect();
-            let g2: Vec<G2Affine> = (0..n)
-                .map(|_| (G2Affine::generator() * Fr::rand(&mut rng)).into_affine())
-                .collect();
-            let prepared: Vec<G2Prepared<ark_bn254::Config>> =
-                g2.iter().map(|q| (*q).into()).collect();
-            let pairs: Vec<_> = g1.iter().zip(&prepared).collect();
-            let ours = miller_loop(&pairs);
-            let theirs = Bn254::multi_miller_loop(g1.clone(), g2.clone()).0;
-            // Miller loop outputs agree up to factors the final
-            // exponentiation removes; compare after it.
-            assert_eq!(
-                Bn254::final_exponentiation(MillerLoopOutput(ours)),
-                Bn254::final_exponentiation(MillerLoopOutput(theirs)),
-                "n = {n}"
-            );
-        }
     }
 }

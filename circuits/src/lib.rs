@@ -49,6 +49,7 @@ pub mod credential;
 pub mod encoding;
 pub mod keys;
 pub mod merkle;
+mod miller;
 mod msm;
 pub mod pin;
 pub mod poseidon;

@@ -24,10 +24,13 @@ use ark_ec::{
 use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof};
 
 use crate::{
-    batch::miller_loop,
     circuit::CircuitId,
-    encoding::{decode_proof, field_from_bytes, ProofDecodeError, FIELD_LEN},
+    encoding::{
+        decode_proof, decode_proof_deferring_g2_check, field_from_bytes, g2_in_subgroup,
+        ProofDecodeError, ProofPoint, FIELD_LEN,
+    },
     keys::{CircuitVerifyingKey, KeyId},
+    miller::miller_loop,
     msm::FixedBaseTable,
 };
 
@@ -158,10 +161,24 @@ impl PreparedKey {
 }
 
 /// A proof that passed every structural check, ready for the pairings.
+#[derive(Clone)]
 pub(crate) struct CheckedProof<'k> {
     pub(crate) key: &'k PreparedKey,
     pub(crate) proof: Proof<Bn254>,
     pub(crate) inputs: Vec<Fr>,
+    /// Whether `proof.b`'s membership in G2 is still to be established
+    /// ([`G2Check::Deferred`]).
+    pub(crate) b_unchecked: bool,
+}
+
+/// When [`Verifier::check`] checks that `B` lies in G2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum G2Check {
+    /// While decoding.
+    Now,
+    /// Later, by the caller: the batch verifier does it inside its Miller
+    /// loop, at no extra cost.
+    Deferred,
 }
 
 /// A registry of verifying keys and the verification entry points.
@@ -204,14 +221,8 @@ impl Verifier {
         proof: &[u8],
         public_inputs: &[[u8; FIELD_LEN]],
     ) -> Verdict {
-        self.check(key_id, proof, public_inputs)
-            .and_then(|checked| {
-                if pairing_check(&checked) {
-                    Ok(())
-                } else {
-                    Err(Rejection::InvalidProof)
-                }
-            })
+        self.check(key_id, proof, public_inputs, G2Check::Now)
+            .and_then(|checked| verify_checked(&checked))
             .into()
     }
 
@@ -221,6 +232,7 @@ impl Verifier {
         key_id: &KeyId,
         proof: &[u8],
         public_inputs: &[[u8; FIELD_LEN]],
+        g2_check: G2Check,
     ) -> Result<CheckedProof<'_>, Rejection> {
         let key = self
             .keys
@@ -242,18 +254,40 @@ impl Verifier {
                 field_from_bytes(bytes).map_err(|_| Rejection::PublicInputOutOfRange { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let proof = decode_proof(proof)?;
-        Ok(CheckedProof { key, proof, inputs })
+        let proof = match g2_check {
+            G2Check::Now => decode_proof(proof)?,
+            G2Check::Deferred => decode_proof_deferring_g2_check(proof)?,
+        };
+        Ok(CheckedProof {
+            key,
+            proof,
+            inputs,
+            b_unchecked: g2_check == G2Check::Deferred,
+        })
+    }
+}
+
+/// The rest of a single verification: `B`'s subgroup check if it was
+/// deferred, then the pairing equation.
+pub(crate) fn verify_checked(checked: &CheckedProof<'_>) -> Result<(), Rejection> {
+    if checked.b_unchecked && !g2_in_subgroup(&checked.proof.b) {
+        return Err(ProofDecodeError::NotInSubgroup(ProofPoint::B).into());
+    }
+    if pairing_check(checked) {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidProof)
     }
 }
 
 /// `e(A, B) == e(alpha, beta) * e(IC(x), gamma) * e(C, delta)`, as one
 /// 3-pair Miller loop and one final exponentiation.
 ///
-/// The Miller loop is the batch verifier's single-accumulator loop
-/// ([`crate::batch`]); for three pairs arkworks' loop has one accumulator
-/// too, but also allocates and prepares inside the call.
-pub(crate) fn pairing_check(checked: &CheckedProof<'_>) -> bool {
+/// The Miller loop is the single-accumulator loop of [`crate::miller`];
+/// for three pairs arkworks' loop has one accumulator too, but also
+/// allocates and prepares inside the call. Callers must have established
+/// that `B` lies in G2 ([`verify_checked`]).
+fn pairing_check(checked: &CheckedProof<'_>) -> bool {
     let pvk = &checked.key.pvk;
     let ic = checked.key.prepare_inputs(&checked.inputs).into_affine();
     let b: G2Prepared<ark_bn254::Config> = checked.proof.b.into();

@@ -125,3 +125,73 @@ fn empty_and_single_batches_work() {
         vec![Verdict::Accepted]
     );
 }
+
+/// Replaces the proof's `B` with a point of the twist outside G2 (on the
+/// curve, canonically encoded), as a forger would.
+fn with_b_outside_g2(proof: &mut [u8], seed: u64) {
+    use ark_bn254::{Fq2, G2Affine};
+    use ark_ff::UniformRand;
+    use ark_serialize::CanonicalSerialize;
+    let mut rng = rng(seed);
+    let point = loop {
+        if let Some(p) = G2Affine::get_point_from_x_unchecked(Fq2::rand(&mut rng), false) {
+            if !p.is_in_correct_subgroup_assuming_on_curve() {
+                break p;
+            }
+        }
+    };
+    let mut bytes = Vec::new();
+    point.serialize_uncompressed(&mut bytes).expect("vec");
+    proof[64..192].copy_from_slice(&bytes);
+}
+
+#[test]
+fn b_outside_g2_is_refused_in_small_and_large_batches() {
+    // 4 proofs take the path that checks each B before the loop; 40 take
+    // the affine loop that checks B on the way (`AFFINE_MIN_PROOFS`).
+    for (count, forged) in [(4usize, vec![2usize]), (40, vec![0, 13, 39])] {
+        let mut proofs: Vec<_> = (0..count as u64).map(|i| pin_proof(600 + i, i)).collect();
+        for &i in &forged {
+            with_b_outside_g2(&mut proofs[i].0, 700 + i as u64);
+        }
+        let keys = pin_keys();
+        let verdicts = keys.verifier.verify_batch(&items(&keys.key_id, &proofs));
+        for (i, verdict) in verdicts.iter().enumerate() {
+            if forged.contains(&i) {
+                assert_eq!(
+                    *verdict,
+                    Verdict::Rejected(Rejection::MalformedProof(
+                        zkid_circuits::encoding::ProofDecodeError::NotInSubgroup(
+                            zkid_circuits::encoding::ProofPoint::B
+                        )
+                    )),
+                    "batch of {count}, proof {i}"
+                );
+            } else {
+                assert_eq!(*verdict, Verdict::Accepted, "batch of {count}, proof {i}");
+            }
+        }
+        // The single verifier agrees.
+        let (proof, inputs) = &proofs[forged[0]];
+        assert!(matches!(
+            keys.verifier.verify(&keys.key_id, proof, inputs),
+            Verdict::Rejected(Rejection::MalformedProof(_))
+        ));
+    }
+}
+
+#[test]
+fn a_large_batch_names_a_false_proof_among_valid_ones() {
+    let mut proofs: Vec<_> = (0..40).map(|i| pin_proof(800 + i, i)).collect();
+    proofs[21].1[1] = field_to_bytes(&Fr::from(4242u64));
+    let keys = pin_keys();
+    let verdicts = keys.verifier.verify_batch(&items(&keys.key_id, &proofs));
+    for (i, verdict) in verdicts.iter().enumerate() {
+        let expected = if i == 21 {
+            Verdict::Rejected(Rejection::InvalidProof)
+        } else {
+            Verdict::Accepted
+        };
+        assert_eq!(*verdict, expected, "proof {i}");
+    }
+}

@@ -1,5 +1,7 @@
 //! The attribute-credential circuits: constraint counts, proving at one and
-//! two threads, verification from bytes, and the comparison behind the
+//! two threads, verification from bytes, batch verification of 1 to 256
+//! proofs at one and two threads, the Groth16 floor (as in the `groth16`
+//! bench, for ratios within one run), and the comparison behind the
 //! multi-predicate decision (one proof with several predicate slots versus
 //! several single-predicate proofs verified in one batch).
 //!
@@ -8,8 +10,11 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
+mod floor;
+
 use ark_bn254::Fr;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use floor::Floor;
 use zkid_benches::{pool, rng};
 use zkid_circuits::{
     batch::BatchItem,
@@ -24,7 +29,7 @@ use zkid_circuits::{
     pin::{DeviceSecret, Pin},
     prove,
     registry::generate_by_name,
-    CircuitProvingKey, KeyId, Verifier, ZkCircuit,
+    CircuitProvingKey, CircuitVerifyingKey, KeyId, Verifier, ZkCircuit,
 };
 
 /// The customer: device factors and an issued credential.
@@ -100,6 +105,7 @@ fn fraud_list() -> NonMembershipSet {
 /// Keys, registered with a verifier, and the proving key's size.
 struct Keys {
     pk: CircuitProvingKey,
+    vk: CircuitVerifyingKey,
     id: KeyId,
 }
 
@@ -109,7 +115,7 @@ fn keys(name: &str, verifier: &mut Verifier) -> Keys {
     pk.write_to(&mut bytes).expect("serialize");
     println!("{name}: proving key {} KiB", bytes.len() / 1024);
     let id = verifier.register(&vk);
-    Keys { pk, id }
+    Keys { pk, vk, id }
 }
 
 fn print_shape<C: ZkCircuit>() {
@@ -167,6 +173,43 @@ fn bench_circuit<C, F>(
             })
         })
     });
+    Floor::new(&keys.vk, &proof).bench(&mut group, &one);
+
+    // Batches cycle eight distinct proofs of the same statement: each item
+    // gets its own random scalar and its own pairing work, so a repeated
+    // proof costs what a fresh one would, without minutes of proving.
+    let distinct: Vec<Vec<u8>> = (0..8)
+        .map(|seed| prove(&keys.pk, make(), &mut rng(100 + seed)).expect("prove"))
+        .collect();
+    group.sample_size(10);
+    for threads in [1, 2] {
+        let pool = pool(threads).expect("thread pool");
+        for n in [1usize, 16, 64, 256] {
+            let items: Vec<BatchItem<'_>> = distinct
+                .iter()
+                .cycle()
+                .take(n)
+                .map(|proof| BatchItem {
+                    key_id: &keys.id,
+                    proof,
+                    public_inputs: &encoded,
+                })
+                .collect();
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(
+                BenchmarkId::new(format!("batch verify/{threads}-thread"), n),
+                &items,
+                |b, items| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            let verdicts = verifier.verify_batch(items);
+                            assert!(verdicts.iter().all(|v| v.is_accepted()));
+                        })
+                    })
+                },
+            );
+        }
+    }
     group.finish();
 }
 

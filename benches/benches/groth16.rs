@@ -6,9 +6,10 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
-use ark_bn254::{Bn254, G2Affine};
-use ark_ec::{pairing::Pairing, AffineRepr, CurveGroup};
+mod floor;
+
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use floor::Floor;
 use zkid_benches::{pin_circuit, pin_keys, pin_proof, pool, rng};
 use zkid_circuits::{
     batch::BatchItem, circuit::shape, encoding::decode_proof, generate_keys, pin::PinKnowledge,
@@ -71,26 +72,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| decode_proof(&proof).expect("valid"))
     });
 
-    // The floor: what any Groth16 verification must pay, the 3-pair Miller
-    // loop (beta/gamma/delta side pre-prepared) and one final exponentiation.
-    let decoded = decode_proof(&proof).expect("valid");
-    let gamma_neg: <Bn254 as Pairing>::G2Prepared =
-        (-vk.vk.gamma_g2.into_group()).into_affine().into();
-    let delta_neg: <Bn254 as Pairing>::G2Prepared =
-        (-vk.vk.delta_g2.into_group()).into_affine().into();
-    let ic = vk.vk.gamma_abc_g1[0];
-    group.bench_function("floor/miller-loop-3-pairs+final-exp", |b| {
-        one.install(|| {
-            b.iter(|| {
-                let b_point: G2Affine = decoded.b;
-                let miller = Bn254::multi_miller_loop(
-                    [decoded.a, ic, decoded.c],
-                    [b_point.into(), gamma_neg.clone(), delta_neg.clone()],
-                );
-                Bn254::final_exponentiation(miller).expect("non-zero")
-            })
-        })
-    });
+    // The floor: what any Groth16 verification must pay.
+    Floor::new(&vk, &proof).bench(&mut group, &one);
     group.finish();
 
     let proofs: Vec<_> = (0..256)

@@ -16,11 +16,11 @@
 //! a CSPRNG after the proofs are fixed, so a prover cannot anticipate them.
 //!
 //! Each proof's `B` must lie in G2 before its pairing means anything. For
-//! batches of at least six proofs per worker the Miller
-//! loop steps every `B` in affine coordinates with shared inversions and
-//! decides membership on the way (module `miller`); smaller batches check
-//! each `B` first. A `B` outside G2 is refused as malformed, and the rest
-//! of the batch is checked again without it.
+//! batches of at least six proofs per worker the Miller loop steps every
+//! `B` in affine coordinates with shared inversions and decides membership
+//! on the way (module `miller`); smaller batches check each `B` first. A
+//! `B` outside G2 is refused as malformed, and the rest of the batch is
+//! checked again without it.
 //!
 //! Trade-offs: a single proof costs about 1.5x a plain verification (the
 //! extra scalar multiplications), so callers should verify lone proofs with

@@ -1,6 +1,7 @@
 //! The whole flow with the real binaries, as a new user runs it: the
 //! server (`zkid-server`), the customer's phone (`zkid-prover`) and the
-//! agent desktop (`zkid-agent`). This is the README walkthrough, checked.
+//! agent desktop (`zkid-agent`). This is the README walkthrough, checked,
+//! in plaintext and over TLS with an agent desk holding a client certificate.
 //!
 //! The server listens on 127.0.0.1:0 and the test reads the bound address
 //! and readiness from its log (stderr): no fixed port, no sleeps.
@@ -16,6 +17,8 @@ use std::{
 struct Server {
     child: Child,
     address: String,
+    /// The CA behind the server's certificate, when it serves TLS.
+    ca_cert: Option<PathBuf>,
 }
 
 impl Drop for Server {
@@ -116,12 +119,23 @@ fn start_server_with(data_dir: &Path, settings: &[(&str, &str)]) -> Server {
     Server {
         child,
         address: address.expect("server logged its address"),
+        ca_cert: None,
     }
 }
 
 struct Phone<'a> {
     dir: PathBuf,
     server: &'a Server,
+}
+
+/// The CA file a client must trust to reach `server` over TLS, if it
+/// serves TLS.
+fn tls_env(server: &Server) -> Vec<(&'static str, &Path)> {
+    server
+        .ca_cert
+        .as_deref()
+        .map(|ca| vec![("ZKID_CA_CERT", ca)])
+        .unwrap_or_default()
 }
 
 impl Phone<'_> {
@@ -132,7 +146,8 @@ impl Phone<'_> {
             .arg(&self.dir)
             .arg("--stdin")
             .env("ZKID_PASSPHRASE", "correct horse battery staple")
-            .env("ZKID_SERVER", &self.server.address);
+            .env("ZKID_SERVER", &self.server.address)
+            .envs(tls_env(self.server));
         command
     }
 
@@ -177,6 +192,7 @@ fn agent(server: &Server, token: &str, args: &[&str]) -> Command {
         .args(["--server", &server.address])
         .args(args)
         .env("ZKID_TOKEN", token)
+        .envs(tls_env(server))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
@@ -734,4 +750,196 @@ fn operator_login_with_the_real_binaries_yields_an_assertion_checked_offline() {
     .expect("zkid-agent runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("PermissionDenied"), "{}", text(&out));
+}
+
+/// A throwaway PKI for the TLS test: a CA, the server's certificate for
+/// 127.0.0.1, and an agent desk's client certificate, as PEM files.
+struct TestPki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    desk_cert: PathBuf,
+    desk_key: PathBuf,
+}
+
+impl TestPki {
+    fn create(dir: &Path) -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair,
+        };
+        std::fs::create_dir_all(dir).expect("pki dir");
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("write pem");
+            path
+        };
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "zkid end-to-end CA");
+        let ca = write("ca.pem", &ca_params.self_signed(&ca_key).expect("CA").pem());
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: &[&str], purpose, stem: &str| {
+            let key = KeyPair::generate().expect("leaf key");
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            let mut params = CertificateParams::new(names).expect("leaf params");
+            params.distinguished_name.push(DnType::CommonName, stem);
+            params.extended_key_usages = vec![purpose];
+            let cert = params.signed_by(&key, &issuer).expect("leaf");
+            (
+                write(&format!("{stem}.pem"), &cert.pem()),
+                write(&format!("{stem}.key"), &key.serialize_pem()),
+            )
+        };
+        let (server_cert, server_key) = leaf(
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "server",
+        );
+        let (desk_cert, desk_key) = leaf(&[], ExtendedKeyUsagePurpose::ClientAuth, "desk7");
+        Self {
+            ca,
+            server_cert,
+            server_key,
+            desk_cert,
+            desk_key,
+        }
+    }
+}
+
+#[test]
+fn the_real_binaries_work_over_tls_and_an_agent_desk_needs_only_its_certificate() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("server");
+    let pki = TestPki::create(&root.path().join("pki"));
+    admin(&data, &["tenant", "create", "acme", "--name", "Acme Bank"]);
+    let enroller = admin(
+        &data,
+        &[
+            "credential",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "enroller",
+        ],
+    );
+    // The agent desk's credential is its client certificate: no token.
+    let registered = admin(
+        &data,
+        &[
+            "credential",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "agent",
+            "--client-cert",
+            pki.desk_cert.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(
+        registered.contains("client certificate SHA-256"),
+        "{registered}"
+    );
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let mut server = start_server_with(
+        &data,
+        &[
+            ("ZKID_TLS__CERT", &path(&pki.server_cert)),
+            ("ZKID_TLS__KEY", &path(&pki.server_key)),
+            ("ZKID_TLS__CLIENT_CA", &path(&pki.ca)),
+        ],
+    );
+    let plaintext_address = server.address.clone();
+    server.address = server.address.replacen("http://", "https://", 1);
+    server.ca_cert = Some(pki.ca.clone());
+
+    let out = agent(
+        &server,
+        &enroller,
+        &["enroll-customer", "--customer", "cust-0042"],
+    )
+    .output()
+    .expect("runs");
+    let phone = Phone {
+        dir: root.path().join("phone"),
+        server: &server,
+    };
+    phone.enroll(&enrollment_code(&out), "4711");
+
+    // The desk verifies the caller with its certificate alone.
+    let desk = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zkid-agent"));
+        command
+            .args(["--server", &server.address])
+            .env_remove("ZKID_TOKEN")
+            .env("ZKID_CA_CERT", &pki.ca)
+            .env("ZKID_CLIENT_CERT", &pki.desk_cert)
+            .env("ZKID_CLIENT_KEY", &pki.desk_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let agent_run = desk()
+        .args([
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ])
+        .spawn()
+        .expect("zkid-agent starts");
+    let phone_out = phone.run(&["listen", "--once", "--timeout", "60"], "y\n4711\n");
+    let agent_out = agent_run.wait_with_output().expect("zkid-agent finishes");
+    assert!(phone_out.status.success(), "{}", text(&phone_out));
+    assert!(
+        text(&agent_out).contains("outcome PASSED level L1"),
+        "{}",
+        text(&agent_out)
+    );
+
+    // Without the CA the phone refuses to go on, with a clear message; a
+    // plaintext client cannot talk to the TLS server.
+    let out = phone
+        .command()
+        .env_remove("ZKID_CA_CERT")
+        .args(["listen", "--once", "--timeout", "5"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("zkid-prover runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("ZKID_CA_CERT"), "{}", text(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_zkid-agent"))
+        .args(["--server", &plaintext_address])
+        .args([
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ])
+        .env("ZKID_TOKEN", &enroller)
+        .output()
+        .expect("zkid-agent runs");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    // A certificate the server never registered is no credential, even
+    // from the trusted CA: here the server's own.
+    let out = desk()
+        .env("ZKID_CLIENT_CERT", &pki.server_cert)
+        .env("ZKID_CLIENT_KEY", &pki.server_key)
+        .args([
+            "verify",
+            "--customer",
+            "cust-0042",
+            "--operation",
+            "balance_inquiry",
+        ])
+        .output()
+        .expect("zkid-agent runs");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -195,3 +195,54 @@ fn a_large_batch_names_a_false_proof_among_valid_ones() {
         assert_eq!(*verdict, expected, "proof {i}");
     }
 }
+
+#[test]
+fn large_batches_under_two_keys_verify_on_any_number_of_workers() {
+    // Two keys put six prepared pairs beside the first worker's proofs;
+    // odd and even worker counts split the proofs differently.
+    let mut rng = rng(900);
+    let (pk2, vk2) = generate_keys::<PinKnowledge, _>(&mut rng).expect("setup");
+    let keys = pin_keys();
+    let mut verifier = Verifier::new();
+    let id1 = verifier.register(&keys.verifying_key);
+    let id2 = verifier.register(&vk2);
+    let mut proofs: Vec<(zkid_circuits::KeyId, Vec<u8>, Vec<[u8; 32]>)> = (0..20)
+        .map(|i| {
+            let (proof, inputs) = pin_proof(910 + i, i);
+            (id1, proof, inputs)
+        })
+        .collect();
+    let secret = DeviceSecret::generate(&mut rng);
+    let pin = Pin::parse("2468").expect("pin");
+    for challenge in 0..19u64 {
+        let circuit = PinKnowledge::new(&pin, &secret, Fr::from(challenge));
+        let inputs = common::encode_inputs(circuit.public().expect("set"));
+        let proof = prove(&pk2, circuit, &mut rng).expect("prove");
+        proofs.push((id2, proof, inputs));
+    }
+    // One false proof under the second key.
+    proofs[30].2[1] = field_to_bytes(&Fr::from(77u64));
+    let batch: Vec<BatchItem<'_>> = proofs
+        .iter()
+        .map(|(key_id, proof, public_inputs)| BatchItem {
+            key_id,
+            proof,
+            public_inputs,
+        })
+        .collect();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let verdicts = pool.install(|| verifier.verify_batch(&batch));
+        for (i, verdict) in verdicts.iter().enumerate() {
+            let expected = if i == 30 {
+                Verdict::Rejected(Rejection::InvalidProof)
+            } else {
+                Verdict::Accepted
+            };
+            assert_eq!(*verdict, expected, "{threads} threads, proof {i}");
+        }
+    }
+}

@@ -15,12 +15,12 @@
 //! about 2^-128 over the choice of the `r_i`, which the verifier draws from
 //! a CSPRNG after the proofs are fixed, so a prover cannot anticipate them.
 //!
-//! Each proof's `B` must lie in G2 before its pairing means anything. For
-//! batches of at least six proofs per worker the Miller loop steps every
-//! `B` in affine coordinates with shared inversions and decides membership
-//! on the way (module `miller`); smaller batches check each `B` first. A
-//! `B` outside G2 is refused as malformed, and the rest of the batch is
-//! checked again without it.
+//! Each proof's `B` must lie in G2 before its pairing means anything. The
+//! Miller loop's own arithmetic on `B` decides it (module `miller`): for
+//! batches of at least six proofs per worker the loop steps every `B` in
+//! affine coordinates with shared inversions; smaller batches prepare each
+//! `B` in projective coordinates first. A `B` outside G2 is refused as
+//! malformed, and the rest of the batch is checked again without it.
 //!
 //! Trade-offs: a single proof costs about 1.5x a plain verification (the
 //! extra scalar multiplications), so callers should verify lone proofs with
@@ -43,10 +43,12 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use crate::{
-    encoding::{g2_in_subgroup, ProofDecodeError, ProofPoint, FIELD_LEN},
+    encoding::{ProofDecodeError, ProofPoint, FIELD_LEN},
     keys::KeyId,
-    miller::{miller_loop, miller_loop_checking_g2, CheckedLoop, AFFINE_MIN_PROOFS},
-    verifier::{verify_checked, CheckedProof, G2Check, PreparedKey, Rejection, Verdict, Verifier},
+    miller::{
+        miller_loop, miller_loop_checking_g2, prepare_checking_g2, CheckedLoop, AFFINE_MIN_PROOFS,
+    },
+    verifier::{verify_checked, CheckedProof, PreparedKey, Rejection, Verdict, Verifier},
 };
 
 /// One proof to verify in a batch.
@@ -65,17 +67,10 @@ impl Verifier {
     /// each proof's own verdict, in order.
     pub fn verify_batch(&self, items: &[BatchItem<'_>]) -> Vec<Verdict> {
         // `B`'s subgroup check waits for the Miller loop, which does it
-        // for free on large enough batches (`crate::miller`).
+        // almost for free (`crate::miller`).
         let checked: Vec<Result<CheckedProof<'_>, Rejection>> = items
             .par_iter()
-            .map(|item| {
-                self.check(
-                    item.key_id,
-                    item.proof,
-                    item.public_inputs,
-                    G2Check::Deferred,
-                )
-            })
+            .map(|item| self.check(item.key_id, item.proof, item.public_inputs))
             .collect();
         let mut verdicts = Vec::with_capacity(items.len());
         let mut candidates = Vec::new();
@@ -281,22 +276,24 @@ fn batch_check(group: &[(usize, CheckedProof<'_>)]) -> BatchCheck {
         }
         loops.iter().fold(Fq12::ONE, |acc, l| acc * l.f)
     } else {
-        let outside: Vec<usize> = group
+        // Preparing B (its line coefficients) is a third of a pairing's
+        // Miller loop work and independent per proof: do it in parallel up
+        // front, deciding on the way whether B is in G2.
+        let prepared_b: Vec<Option<G2Prepared<ark_bn254::Config>>> = group
             .par_iter()
+            .map(|(_, checked)| prepare_checking_g2(&checked.proof.b))
+            .collect();
+        let outside: Vec<usize> = prepared_b
+            .iter()
             .enumerate()
-            .filter(|(_, (_, checked))| checked.b_unchecked && !g2_in_subgroup(&checked.proof.b))
+            .filter(|(_, prepared)| prepared.is_none())
             .map(|(position, _)| position)
             .collect();
         if !outside.is_empty() {
             return BatchCheck::OutsideG2(outside);
         }
-        // Preparing B (its line coefficients) is a third of a pairing's
-        // Miller loop work and independent per proof: do it in parallel up
-        // front.
-        let prepared_b: Vec<G2Prepared<ark_bn254::Config>> = group
-            .par_iter()
-            .map(|(_, checked)| checked.proof.b.into())
-            .collect();
+        let prepared_b: Vec<G2Prepared<ark_bn254::Config>> =
+            prepared_b.into_iter().flatten().collect();
         let pairs: Vec<(&G1Affine, &G2Prepared<ark_bn254::Config>)> =
             scaled_a.iter().zip(&prepared_b).chain(key_pairs).collect();
         let chunk = pairs.len().div_ceil(workers);

@@ -133,8 +133,8 @@ pub fn decode_proof(bytes: &[u8]) -> Result<Proof<Bn254>, ProofDecodeError> {
 }
 
 /// Every check of [`decode_proof`] except `B`'s membership in G2, which
-/// the caller must establish before trusting a pairing: the batch verifier
-/// folds it into its Miller loop ([`crate::miller`]).
+/// the caller must establish before trusting a pairing: the verifier
+/// decides it while preparing `B` for the Miller loop ([`crate::miller`]).
 pub(crate) fn decode_proof_deferring_g2_check(
     bytes: &[u8],
 ) -> Result<Proof<Bn254>, ProofDecodeError> {

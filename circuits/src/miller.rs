@@ -42,11 +42,12 @@
 //! zero denominator therefore marks `Q` as outside G2.
 
 use ark_bn254::{Config, Fq, Fq12, Fq12Config, Fq2, G1Affine, G2Affine};
+use ark_ec::short_weierstrass::SWCurveConfig;
 use ark_ec::{
     bn::{g2::EllCoeff, BnConfig, G2Prepared, TwistType},
     AffineRepr,
 };
-use ark_ff::{fields::Fp12Config, AdditiveGroup, Field, Zero};
+use ark_ff::{fields::Fp12Config, AdditiveGroup, Field, MontFp, Zero};
 
 /// Fewest proofs per worker for which [`miller_loop_checking_g2`] beats
 /// preparing each point and checking its subgroup separately. Measured
@@ -109,6 +110,97 @@ pub(crate) fn miller_loop(pairs: &[(&G1Affine, &G2Prepared<Config>)]) -> Fq12 {
     apply_lines(&mut f, &mut lines);
     apply_lines(&mut f, &mut lines);
     f
+}
+
+/// `Q` prepared for [`miller_loop`] exactly as arkworks prepares it
+/// (homogeneous projective coordinates, the same formulas and order), and
+/// whether `Q` lies in G2, decided from the point the preparation ends on
+/// (module docs): `None` if it does not.
+///
+/// In homogeneous coordinates a zero denominator does not stop the
+/// formulas: it sends `T` to a point with `Z = 0`, which they keep at
+/// `Z = 0`. The test below therefore refuses `Z = 0` before comparing
+/// `T` with `-psi^3(Q)`.
+pub(crate) fn prepare_checking_g2(q: &G2Affine) -> Option<G2Prepared<Config>> {
+    if q.is_zero() {
+        return None;
+    }
+    let mut t = Projective {
+        x: q.x,
+        y: q.y,
+        z: Fq2::ONE,
+    };
+    let negated = -*q;
+    let mut ell_coeffs = Vec::with_capacity(Config::ATE_LOOP_COUNT.len() + 24);
+    for digit in Config::ATE_LOOP_COUNT.iter().rev().skip(1) {
+        ell_coeffs.push(t.double());
+        match digit {
+            1 => ell_coeffs.push(t.add(q)),
+            -1 => ell_coeffs.push(t.add(&negated)),
+            _ => {}
+        }
+    }
+    let psi1 = psi(q);
+    let psi2 = psi(&psi1);
+    ell_coeffs.push(t.add(&psi1));
+    ell_coeffs.push(t.add(&-psi2));
+    let psi3 = psi(&psi2);
+    let in_g2 = !t.z.is_zero() && t.x == psi3.x * t.z && t.y == -(psi3.y * t.z);
+    in_g2.then_some(G2Prepared {
+        ell_coeffs,
+        infinity: false,
+    })
+}
+
+/// `1/2` in Fq: `(p + 1) / 2`.
+const TWO_INVERSE: Fq =
+    MontFp!("10944121435919637611123202872628637544348155578648911831344518947322613104292");
+
+/// A point of the twist in homogeneous projective coordinates.
+struct Projective {
+    x: Fq2,
+    y: Fq2,
+    z: Fq2,
+}
+
+impl Projective {
+    /// `2T`, and the tangent line's coefficients (Costello, Lange and
+    /// Naehrig, ePrint 2009/615; arkworks' layout for a D-type twist).
+    fn double(&mut self) -> EllCoeff<Config> {
+        let mut a = self.x * self.y;
+        a.mul_assign_by_fp(&TWO_INVERSE);
+        let b = self.y.square();
+        let c = self.z.square();
+        let e = <Config as BnConfig>::G2Config::COEFF_B * (c.double() + c);
+        let f = e.double() + e;
+        let mut g = b + f;
+        g.mul_assign_by_fp(&TWO_INVERSE);
+        let h = (self.y + self.z).square() - (b + c);
+        let i = e - b;
+        let j = self.x.square();
+        let e_square = e.square();
+        self.x = a * (b - f);
+        self.y = g.square() - (e_square.double() + e_square);
+        self.z = b * h;
+        (-h, j.double() + j, i)
+    }
+
+    /// `T + Q`, and the coefficients of the line through them.
+    fn add(&mut self, q: &G2Affine) -> EllCoeff<Config> {
+        let theta = self.y - q.y * self.z;
+        let lambda = self.x - q.x * self.z;
+        let c = theta.square();
+        let d = lambda.square();
+        let e = lambda * d;
+        let f = self.z * c;
+        let g = self.x * d;
+        let h = e + f - g.double();
+        self.x = lambda * h;
+        self.y = theta * (g - h) - e * self.y;
+        self.z *= e;
+        let j = theta * q.x - lambda * q.y;
+        (lambda, -theta, j)
+    }
 }
 
 /// What [`miller_loop_checking_g2`] found.
@@ -459,6 +551,28 @@ mod tests {
         let g1 = random_g1(&mut rng);
         let found = miller_loop_checking_g2(&[(g1, point), (g1, G2Affine::generator())], &[]);
         assert_eq!(found.in_g2, vec![false, true]);
+    }
+
+    #[test]
+    fn projective_preparation_matches_arkworks_and_checks_g2() {
+        assert_eq!(TWO_INVERSE.double(), Fq::ONE);
+        let mut rng = test_rng();
+        for _ in 0..4 {
+            let q = random_g2(&mut rng);
+            let ours = prepare_checking_g2(&q).expect("a G2 point is accepted");
+            assert_eq!(ours, G2Prepared::<Config>::from(q));
+        }
+        let (h2, primes) = cofactor_primes();
+        let r = BigUint::from_bytes_le(&Fr::MODULUS.to_bytes_le());
+        let point = random_twist_point(&mut rng);
+        assert!(prepare_checking_g2(&point).is_none());
+        for l in &primes {
+            let small = times(&point, &(&r * &h2 / l)).into_affine();
+            let hidden = (small + random_g2(&mut rng)).into_affine();
+            assert!(prepare_checking_g2(&small).is_none(), "order {l}");
+            assert!(prepare_checking_g2(&hidden).is_none(), "order {l} hidden");
+        }
+        assert!(prepare_checking_g2(&G2Affine::identity()).is_none());
     }
 
     #[test]

@@ -26,11 +26,10 @@ use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof};
 use crate::{
     circuit::CircuitId,
     encoding::{
-        decode_proof, decode_proof_deferring_g2_check, field_from_bytes, g2_in_subgroup,
-        ProofDecodeError, ProofPoint, FIELD_LEN,
+        decode_proof_deferring_g2_check, field_from_bytes, ProofDecodeError, ProofPoint, FIELD_LEN,
     },
     keys::{CircuitVerifyingKey, KeyId},
-    miller::miller_loop,
+    miller::{miller_loop, prepare_checking_g2},
     msm::FixedBaseTable,
 };
 
@@ -160,25 +159,14 @@ impl PreparedKey {
     }
 }
 
-/// A proof that passed every structural check, ready for the pairings.
+/// A proof that passed every structural check but one, ready for the
+/// pairings: whether `B` lies in G2 is decided while `B` is prepared for
+/// the Miller loop ([`crate::miller`]), at almost no cost.
 #[derive(Clone)]
 pub(crate) struct CheckedProof<'k> {
     pub(crate) key: &'k PreparedKey,
     pub(crate) proof: Proof<Bn254>,
     pub(crate) inputs: Vec<Fr>,
-    /// Whether `proof.b`'s membership in G2 is still to be established
-    /// ([`G2Check::Deferred`]).
-    pub(crate) b_unchecked: bool,
-}
-
-/// When [`Verifier::check`] checks that `B` lies in G2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum G2Check {
-    /// While decoding.
-    Now,
-    /// Later, by the caller: the batch verifier does it inside its Miller
-    /// loop, at no extra cost.
-    Deferred,
 }
 
 /// A registry of verifying keys and the verification entry points.
@@ -221,7 +209,7 @@ impl Verifier {
         proof: &[u8],
         public_inputs: &[[u8; FIELD_LEN]],
     ) -> Verdict {
-        self.check(key_id, proof, public_inputs, G2Check::Now)
+        self.check(key_id, proof, public_inputs)
             .and_then(|checked| verify_checked(&checked))
             .into()
     }
@@ -232,7 +220,6 @@ impl Verifier {
         key_id: &KeyId,
         proof: &[u8],
         public_inputs: &[[u8; FIELD_LEN]],
-        g2_check: G2Check,
     ) -> Result<CheckedProof<'_>, Rejection> {
         let key = self
             .keys
@@ -254,26 +241,17 @@ impl Verifier {
                 field_from_bytes(bytes).map_err(|_| Rejection::PublicInputOutOfRange { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let proof = match g2_check {
-            G2Check::Now => decode_proof(proof)?,
-            G2Check::Deferred => decode_proof_deferring_g2_check(proof)?,
-        };
-        Ok(CheckedProof {
-            key,
-            proof,
-            inputs,
-            b_unchecked: g2_check == G2Check::Deferred,
-        })
+        let proof = decode_proof_deferring_g2_check(proof)?;
+        Ok(CheckedProof { key, proof, inputs })
     }
 }
 
-/// The rest of a single verification: `B`'s subgroup check if it was
-/// deferred, then the pairing equation.
+/// The rest of a single verification: `B`'s subgroup check, then the
+/// pairing equation.
 pub(crate) fn verify_checked(checked: &CheckedProof<'_>) -> Result<(), Rejection> {
-    if checked.b_unchecked && !g2_in_subgroup(&checked.proof.b) {
-        return Err(ProofDecodeError::NotInSubgroup(ProofPoint::B).into());
-    }
-    if pairing_check(checked) {
+    let b = prepare_checking_g2(&checked.proof.b)
+        .ok_or(ProofDecodeError::NotInSubgroup(ProofPoint::B))?;
+    if pairing_check(checked, &b) {
         Ok(())
     } else {
         Err(Rejection::InvalidProof)
@@ -281,18 +259,17 @@ pub(crate) fn verify_checked(checked: &CheckedProof<'_>) -> Result<(), Rejection
 }
 
 /// `e(A, B) == e(alpha, beta) * e(IC(x), gamma) * e(C, delta)`, as one
-/// 3-pair Miller loop and one final exponentiation.
+/// 3-pair Miller loop and one final exponentiation, with `B` prepared by
+/// [`prepare_checking_g2`] (which established that it lies in G2).
 ///
 /// The Miller loop is the single-accumulator loop of [`crate::miller`];
 /// for three pairs arkworks' loop has one accumulator too, but also
-/// allocates and prepares inside the call. Callers must have established
-/// that `B` lies in G2 ([`verify_checked`]).
-fn pairing_check(checked: &CheckedProof<'_>) -> bool {
+/// allocates and prepares inside the call.
+fn pairing_check(checked: &CheckedProof<'_>, b: &G2Prepared<ark_bn254::Config>) -> bool {
     let pvk = &checked.key.pvk;
     let ic = checked.key.prepare_inputs(&checked.inputs).into_affine();
-    let b: G2Prepared<ark_bn254::Config> = checked.proof.b.into();
     let miller = miller_loop(&[
-        (&checked.proof.a, &b),
+        (&checked.proof.a, b),
         (&ic, &pvk.gamma_g2_neg_pc),
         (&checked.proof.c, &pvk.delta_g2_neg_pc),
     ]);

@@ -28,11 +28,18 @@ use crate::domain::{
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 mod certificate;
+mod group;
 
-/// The SQLite implementation of [`Store`].
+pub use group::GroupCommitStats;
+use group::{GroupCommit, Write, Written};
+
+/// The SQLite implementation of [`Store`]. A session's start, its push
+/// delivery and its resolution go through group commit ([`group`]): under
+/// load, concurrent ones share a transaction.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    group: GroupCommit,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -102,7 +109,15 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            group: GroupCommit::start(pool.clone()),
+            pool,
+        })
+    }
+
+    /// The group commit's counters: writes, and the transactions they took.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -861,36 +876,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, s: &Session, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
-               operation, required_level, level_reached, circuits, challenge, binding_code, state, \
-               created_at, expires_at, resolved_at, step_up_of) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(s.tenant.as_str())
-        .bind(s.customer_ref.as_str())
-        .bind(s.account_ref.as_ref().map(|a| a.as_str()))
-        .bind(s.device.as_str())
-        .bind(s.agent_credential.as_str())
-        .bind(&s.operation)
-        .bind(s.required_level as i64)
-        .bind(s.level_reached as i64)
-        .bind(s.circuits.join(","))
-        .bind(s.challenge.as_slice())
-        .bind(&s.binding_code)
-        .bind(s.state.as_str())
-        .bind(s.created_at.0)
-        .bind(s.expires_at.0)
-        .bind(s.resolved_at.map(|t| t.0))
-        .bind(s.step_up_of.as_ref().map(|id| id.as_str()))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        append_audit_in(&mut tx, audit.events, audit.keys).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(())
+        let write = Write::InsertSession(Box::new(s.clone()), audit.events.to_vec());
+        self.group.write(write, audit.keys).await.map(|_| ())
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -929,85 +916,13 @@ impl Store for SqliteStore {
         r: &Resolution,
         keys: &KeyRing,
     ) -> Result<Option<Resolved>, StoreError> {
-        // The expiry condition makes EXPIRED and every other outcome
-        // mutually exclusive at any instant, and `state = 'pending'` makes
-        // the transition happen once.
-        let expiry_condition = if r.state == SessionState::Expired {
-            "expires_at <= ?"
-        } else {
-            "expires_at > ?"
-        };
-        let sql = format!(
-            "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
-             WHERE id = ? AND state = 'pending' AND {expiry_condition} RETURNING *"
-        );
-        // The write lock from the start serializes the read-modify-write of
-        // the lockout row and the audit append below.
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        let row = sqlx::query(&sql)
-            .bind(r.state.as_str())
-            .bind(r.level_reached as i64)
-            .bind(r.at.0)
-            .bind(id.as_str())
-            .bind(r.at.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let session = session_from(&row)?;
-        let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
-        let mut locked_until = None;
-        if let Some(policy) = &r.lockout {
-            let before = lockout_row(&mut tx, &session.tenant, &session.customer_ref).await?;
-            let (after, lock) = policy.after(before, r.state, r.at);
-            if after != before {
-                sqlx::query(
-                    "INSERT INTO lockouts (tenant_id, customer_ref, failures, locks, locked_until) \
-                     VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
-                       failures = excluded.failures, locks = excluded.locks, \
-                       locked_until = excluded.locked_until",
-                )
-                .bind(session.tenant.as_str())
-                .bind(session.customer_ref.as_str())
-                .bind(i64::from(after.failures))
-                .bind(i64::from(after.locks))
-                .bind(after.locked_until.map(|t| t.0))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            }
-            if lock.is_some() {
-                signals.push("locked");
-            }
-            locked_until = lock;
+        let write = Write::Resolve(id.clone(), Box::new(r.clone()));
+        match self.group.write(write, keys).await? {
+            Written::Resolved(resolved) => Ok(resolved.map(|r| *r)),
+            Written::Done => Err(StoreError::Backend(
+                "group commit answered a resolution with nothing".into(),
+            )),
         }
-        for kind in signals {
-            sqlx::query(
-                "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(session.tenant.as_str())
-            .bind(session.customer_ref.as_str())
-            .bind(session.id.as_str())
-            .bind(session.device.as_str())
-            .bind(kind)
-            .bind(r.at.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        // Fail closed: without its audit records, the verdict is not
-        // committed and so never released.
-        let events = audit::resolution_events(&session, r, locked_until);
-        append_audit_in(&mut tx, &events, keys).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(Resolved {
-            session,
-            locked_until,
-        }))
     }
 
     async fn lockout(
@@ -1304,9 +1219,11 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        append_audit_in(&mut tx, audit.events, audit.keys).await?;
-        tx.commit().await.map_err(backend)
+        if audit.events.is_empty() {
+            return Ok(());
+        }
+        let write = Write::Append(audit.events.to_vec());
+        self.group.write(write, audit.keys).await.map(|_| ())
     }
 
     async fn audit_records(
@@ -1519,4 +1436,126 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)
     }
+}
+
+/// Inserts a session (in the caller's transaction).
+async fn insert_session_in(
+    conn: &mut sqlx::SqliteConnection,
+    s: &Session,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
+           operation, required_level, level_reached, circuits, challenge, binding_code, state, \
+           created_at, expires_at, resolved_at, step_up_of) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.id.as_str())
+    .bind(s.tenant.as_str())
+    .bind(s.customer_ref.as_str())
+    .bind(s.account_ref.as_ref().map(|a| a.as_str()))
+    .bind(s.device.as_str())
+    .bind(s.agent_credential.as_str())
+    .bind(&s.operation)
+    .bind(s.required_level as i64)
+    .bind(s.level_reached as i64)
+    .bind(s.circuits.join(","))
+    .bind(s.challenge.as_slice())
+    .bind(&s.binding_code)
+    .bind(s.state.as_str())
+    .bind(s.created_at.0)
+    .bind(s.expires_at.0)
+    .bind(s.resolved_at.map(|t| t.0))
+    .bind(s.step_up_of.as_ref().map(|id| id.as_str()))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Resolves a session (in the caller's transaction, which must hold the
+/// write lock: the lockout row is read, then written) as
+/// [`Store::resolve_session`] describes. Returns the resolution and the
+/// audit events to append, or `None` if the condition failed (then nothing
+/// was written).
+async fn resolve_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: &SessionId,
+    r: &Resolution,
+) -> Result<Option<(Resolved, Vec<AuditEvent>)>, StoreError> {
+    // The expiry condition makes EXPIRED and every other outcome mutually
+    // exclusive at any instant, and `state = 'pending'` makes the
+    // transition happen once.
+    let sql = if r.state == SessionState::Expired {
+        "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
+         WHERE id = ? AND state = 'pending' AND expires_at <= ? RETURNING *"
+    } else {
+        "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
+         WHERE id = ? AND state = 'pending' AND expires_at > ? RETURNING *"
+    };
+    let row = sqlx::query(sql)
+        .bind(r.state.as_str())
+        .bind(r.level_reached as i64)
+        .bind(r.at.0)
+        .bind(id.as_str())
+        .bind(r.at.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let session = session_from(&row)?;
+    let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
+    let mut locked_until = None;
+    if let Some(policy) = &r.lockout {
+        let before = lockout_row(conn, &session.tenant, &session.customer_ref).await?;
+        let (after, lock) = policy.after(before, r.state, r.at);
+        if after != before {
+            sqlx::query(
+                "INSERT INTO lockouts (tenant_id, customer_ref, failures, locks, locked_until) \
+                 VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
+                   failures = excluded.failures, locks = excluded.locks, \
+                   locked_until = excluded.locked_until",
+            )
+            .bind(session.tenant.as_str())
+            .bind(session.customer_ref.as_str())
+            .bind(i64::from(after.failures))
+            .bind(i64::from(after.locks))
+            .bind(after.locked_until.map(|t| t.0))
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        }
+        if lock.is_some() {
+            signals.push("locked");
+        }
+        locked_until = lock;
+    }
+    for kind in signals {
+        sqlx::query(
+            "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.tenant.as_str())
+        .bind(session.customer_ref.as_str())
+        .bind(session.id.as_str())
+        .bind(session.device.as_str())
+        .bind(kind)
+        .bind(r.at.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    // Fail closed: the caller appends these in the same transaction, so
+    // without its audit records the verdict is not committed and never
+    // released.
+    let events = audit::resolution_events(&session, r, locked_until);
+    Ok(Some((
+        Resolved {
+            session,
+            locked_until,
+        },
+        events,
+    )))
 }

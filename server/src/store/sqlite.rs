@@ -81,6 +81,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection to a local file has nothing to test: sqlx's
+            // default ping before each acquire costs a round trip to the
+            // connection's worker thread on every statement.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(backend)?;
@@ -98,6 +102,7 @@ impl SqliteStore {
         // One connection: each in-memory connection is its own database.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(backend)?;

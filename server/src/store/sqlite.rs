@@ -19,7 +19,8 @@ use crate::domain::{
         LockoutState, Resolution, Resolved, RevertTerms, Role, Scope, Session, SessionId,
         SessionState, SubjectKind, Tenant, TenantId, Timestamp,
     },
-    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, StandingQuery,
+    StartStanding, Store, StoreError,
 };
 
 /// Starts a transaction that holds SQLite's write lock from the start, so
@@ -169,6 +170,33 @@ fn credential_from(row: &SqliteRow) -> Result<CredentialRecord, StoreError> {
         expires_at: opt_ts(row.try_get("expires_at").map_err(get)?),
         used_at: opt_ts(row.try_get("used_at").map_err(get)?),
         revoked_at: opt_ts(row.try_get("revoked_at").map_err(get)?),
+    })
+}
+
+/// A customer row's own columns (`attribute_commitment`,
+/// `attribute_schema`, `attributes_at`, `kind`).
+fn customer_from(
+    row: &SqliteRow,
+    tenant: &TenantId,
+    customer_ref: &CustomerRef,
+) -> Result<Customer, StoreError> {
+    let commitment: Option<Vec<u8>> = row.try_get("attribute_commitment").map_err(backend)?;
+    let schema: Option<i64> = row.try_get("attribute_schema").map_err(backend)?;
+    let attributes = match (commitment, schema) {
+        (Some(c), Some(s)) => Some(AttributeCommitment {
+            commitment: hash32(c, "attribute commitment")?,
+            schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
+        }),
+        _ => None,
+    };
+    let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
+    let kind: String = row.try_get("kind").map_err(backend)?;
+    Ok(Customer {
+        tenant: tenant.clone(),
+        customer_ref: customer_ref.clone(),
+        attributes,
+        attributes_at: opt_ts(attributes_at),
+        kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
     })
 }
 
@@ -681,28 +709,39 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|row| {
-            let commitment: Option<Vec<u8>> =
-                row.try_get("attribute_commitment").map_err(backend)?;
-            let schema: Option<i64> = row.try_get("attribute_schema").map_err(backend)?;
-            let attributes = match (commitment, schema) {
-                (Some(c), Some(s)) => Some(AttributeCommitment {
-                    commitment: hash32(c, "attribute commitment")?,
-                    schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
-                }),
-                _ => None,
-            };
-            let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
-            let kind: String = row.try_get("kind").map_err(backend)?;
-            Ok(Customer {
-                tenant: tenant.clone(),
-                customer_ref: customer_ref.clone(),
-                attributes,
-                attributes_at: opt_ts(attributes_at),
-                kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
-            })
-        })
-        .transpose()
+        row.map(|row| customer_from(&row, tenant, customer_ref))
+            .transpose()
+    }
+
+    async fn subject_with_device(
+        &self,
+        tenant: &TenantId,
+        subject_ref: &CustomerRef,
+    ) -> Result<Option<(Customer, Option<Device>)>, StoreError> {
+        // The device columns are named as in `devices`, so `device_from`
+        // reads them; the customer's own columns do not collide.
+        let row = sqlx::query(
+            "SELECT c.attribute_commitment, c.attribute_schema, c.attributes_at, c.kind,                d.id, d.tenant_id, d.customer_ref, d.commitment, d.credential_id, d.status,                d.enrolled_at, d.changed_at              FROM customers c LEFT JOIN devices d ON d.id = (                SELECT id FROM devices WHERE tenant_id = c.tenant_id                  AND customer_ref = c.customer_ref AND status = 'active'                ORDER BY enrolled_at DESC LIMIT 1)              WHERE c.tenant_id = ? AND c.customer_ref = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(subject_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let subject = customer_from(&row, tenant, subject_ref)?;
+        let has_device = row
+            .try_get::<Option<String>, _>("id")
+            .map_err(backend)?
+            .is_some();
+        let device = if has_device {
+            Some(device_from(&row)?)
+        } else {
+            None
+        };
+        Ok(Some((subject, device)))
     }
 
     async fn enroll_device(
@@ -1291,6 +1330,45 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn start_standing(&self, q: &StandingQuery<'_>) -> Result<StartStanding, StoreError> {
+        // The same conditions as the four methods it stands for, in one
+        // statement (one round trip to the connection's thread instead of
+        // four).
+        let row = sqlx::query(
+            "SELECT                (SELECT COUNT(*) FROM sessions WHERE agent_credential_id = ? AND created_at > ?)                  AS started_by_credential,                (SELECT COUNT(*) FROM sessions WHERE tenant_id = ? AND customer_ref = ?                   AND created_at > ? AND state != 'locked') AS pushed_to_subject,                (SELECT COUNT(*) FROM sessions WHERE device_id = ? AND created_at > ?)                  AS asked_of_device,                l.failures, l.locks, l.locked_until              FROM (SELECT 1) LEFT JOIN lockouts l ON l.tenant_id = ? AND l.customer_ref = ?",
+        )
+        .bind(q.credential.as_str())
+        .bind(q.minute_ago.0)
+        .bind(q.tenant.as_str())
+        .bind(q.subject_ref.as_str())
+        .bind(q.day_ago.0)
+        .bind(q.device.as_str())
+        .bind(q.minute_ago.0)
+        .bind(q.tenant.as_str())
+        .bind(q.subject_ref.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let count = |name: &str| -> Result<u64, StoreError> {
+            let value: i64 = row.try_get(name).map_err(backend)?;
+            u64::try_from(value).map_err(|_| corrupt("count"))
+        };
+        let counter = |name: &str| -> Result<u32, StoreError> {
+            let value: Option<i64> = row.try_get(name).map_err(backend)?;
+            u32::try_from(value.unwrap_or(0)).map_err(|_| corrupt("lockout counter"))
+        };
+        Ok(StartStanding {
+            started_by_credential: count("started_by_credential")?,
+            lockout: LockoutState {
+                failures: counter("failures")?,
+                locks: counter("locks")?,
+                locked_until: opt_ts(row.try_get("locked_until").map_err(backend)?),
+            },
+            pushed_to_subject: count("pushed_to_subject")?,
+            asked_of_device: count("asked_of_device")?,
+        })
     }
 
     async fn sessions_by_agent_since(

@@ -7,7 +7,7 @@ use common::*;
 use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions, Connection};
 use zkid_proto::v1 as pb;
 use zkid_server::domain::{
-    model::{CredentialId, CustomerRef, DeviceId, TenantId, Timestamp},
+    model::{CredentialId, CustomerRef, DeviceId, SessionId, TenantId, Timestamp},
     StandingQuery, Store,
 };
 
@@ -175,5 +175,44 @@ async fn subject_with_device_reads_the_subject_and_its_active_device_only() {
         .expect("read")
         .expect("cust-2 exists");
     assert!(device.is_none(), "a revoked device is not active");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn session_with_subject_reads_the_session_and_its_customer() {
+    let dir = data_dir();
+    let server = TestServer::with_dir(dir.path(), |_| {}).await;
+    let acme = server.tenant("acme", "Acme Bank").await;
+    server.phone(&acme, "cust-1", "4711", 1).await;
+    let started = server.start_session(&acme, "cust-1").await;
+    let config = server.config.clone();
+    server.stop().await.expect("stopped");
+
+    let store = zkid_server::admin::open_store(&config)
+        .await
+        .expect("store");
+    let id = SessionId::parse(&started.session_id).expect("session id");
+    let (session, subject) = store
+        .session_with_subject(&id)
+        .await
+        .expect("read")
+        .expect("the session exists");
+    assert_eq!(
+        Some(&session),
+        store.session(&id).await.expect("read").as_ref()
+    );
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let customer = CustomerRef::parse("cust-1").expect("customer");
+    assert_eq!(
+        subject,
+        store.customer(&tenant, &customer).await.expect("read")
+    );
+    assert!(subject.is_some_and(|s| s.attributes.is_some()));
+    let unknown = SessionId::parse(&format!("s_{:032x}", 7)).expect("session id");
+    assert!(store
+        .session_with_subject(&unknown)
+        .await
+        .expect("read")
+        .is_none());
     store.close().await;
 }

@@ -1037,6 +1037,32 @@ impl Engine {
             .session(id)
             .await?
             .ok_or(DomainError::NotFound("session"))?;
+        self.expired_if_due(caller, session).await
+    }
+
+    /// [`Engine::visible_session`] with its subject, in one read.
+    async fn visible_session_with_subject(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+    ) -> Result<(Session, Customer), DomainError> {
+        let (session, subject) = self
+            .store
+            .session_with_subject(id)
+            .await?
+            .ok_or(DomainError::NotFound("session"))?;
+        let session = self.expired_if_due(caller, session).await?;
+        let subject =
+            subject.ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
+        Ok((session, subject))
+    }
+
+    /// Refuses a session the caller may not see; expires it if due.
+    async fn expired_if_due(
+        &self,
+        caller: &Caller,
+        session: Session,
+    ) -> Result<Session, DomainError> {
         let allowed = session.tenant == caller.tenant
             && match caller.role {
                 // Operator logins are the login system's business.
@@ -1473,7 +1499,7 @@ impl Engine {
         if device.status != DeviceStatus::Active {
             return Err(DomainError::PermissionDenied("device is no longer active"));
         }
-        let session = self.visible_session(caller, id).await?;
+        let (session, customer) = self.visible_session_with_subject(caller, id).await?;
         match session.state {
             SessionState::Pending => {}
             SessionState::Expired => {
@@ -1490,11 +1516,6 @@ impl Engine {
                 "one proof per requirement is needed",
             ));
         }
-        let customer = self
-            .store
-            .customer(&session.tenant, &session.customer_ref)
-            .await?
-            .ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
         let context = StatementContext {
             challenge: &session.challenge,
             device: &device,

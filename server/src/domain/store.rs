@@ -206,6 +206,12 @@ pub trait Store: CertificateStore + Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// A session.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// A session with its subject (`None` if the subject is missing), in
+    /// one read.
+    async fn session_with_subject(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Session, Option<Customer>)>, StoreError>;
     /// Pending, unexpired sessions addressed to a device, oldest first.
     async fn pending_sessions(
         &self,

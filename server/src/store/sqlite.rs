@@ -935,6 +935,37 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn session_with_subject(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Session, Option<Customer>)>, StoreError> {
+        // The customer's own columns do not collide with the session's.
+        let row = sqlx::query(
+            "SELECT s.*, c.attribute_commitment, c.attribute_schema, c.attributes_at, c.kind \
+             FROM sessions s LEFT JOIN customers c \
+               ON c.tenant_id = s.tenant_id AND c.customer_ref = s.customer_ref \
+             WHERE s.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_from(&row)?;
+        let has_subject = row
+            .try_get::<Option<String>, _>("kind")
+            .map_err(backend)?
+            .is_some();
+        let subject = if has_subject {
+            Some(customer_from(&row, &session.tenant, &session.customer_ref)?)
+        } else {
+            None
+        };
+        Ok(Some((session, subject)))
+    }
+
     async fn pending_sessions(
         &self,
         device: &DeviceId,
@@ -1521,6 +1552,30 @@ impl Store for SqliteStore {
     }
 }
 
+/// The resolved session's subject's lockout row, for an UPDATE of
+/// `sessions` to return (NULLs when there is none).
+const LOCKOUT_OF_SESSION: &str = "\
+    (SELECT failures FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_failures, \
+    (SELECT locks FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_locks, \
+    (SELECT locked_until FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_locked_until";
+
+/// The lockout standing [`LOCKOUT_OF_SESSION`] returned (the default if the
+/// subject has no row).
+fn lockout_returned(row: &SqliteRow) -> Result<LockoutState, StoreError> {
+    let counter = |name: &str| -> Result<u32, StoreError> {
+        let value: Option<i64> = row.try_get(name).map_err(backend)?;
+        u32::try_from(value.unwrap_or(0)).map_err(|_| corrupt("lockout counter"))
+    };
+    Ok(LockoutState {
+        failures: counter("lockout_failures")?,
+        locks: counter("lockout_locks")?,
+        locked_until: opt_ts(row.try_get("lockout_locked_until").map_err(backend)?),
+    })
+}
+
 /// Inserts a session (in the caller's transaction).
 async fn insert_session_in(
     conn: &mut sqlx::SqliteConnection,
@@ -1568,14 +1623,18 @@ async fn resolve_in(
     // The expiry condition makes EXPIRED and every other outcome mutually
     // exclusive at any instant, and `state = 'pending'` makes the
     // transition happen once.
-    let sql = if r.state == SessionState::Expired {
+    // The subject's lockout row comes back with the session, read in the
+    // same statement (and transaction) as before its own SELECT did.
+    let sql = format!(
         "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
-         WHERE id = ? AND state = 'pending' AND expires_at <= ? RETURNING *"
-    } else {
-        "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
-         WHERE id = ? AND state = 'pending' AND expires_at > ? RETURNING *"
-    };
-    let row = sqlx::query(sql)
+         WHERE id = ? AND state = 'pending' AND {} RETURNING *, {LOCKOUT_OF_SESSION}",
+        if r.state == SessionState::Expired {
+            "expires_at <= ?"
+        } else {
+            "expires_at > ?"
+        }
+    );
+    let row = sqlx::query(&sql)
         .bind(r.state.as_str())
         .bind(r.level_reached as i64)
         .bind(r.at.0)
@@ -1591,7 +1650,7 @@ async fn resolve_in(
     let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
     let mut locked_until = None;
     if let Some(policy) = &r.lockout {
-        let before = lockout_row(conn, &session.tenant, &session.customer_ref).await?;
+        let before = lockout_returned(&row)?;
         let (after, lock) = policy.after(before, r.state, r.at);
         if after != before {
             sqlx::query(

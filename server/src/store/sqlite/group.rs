@@ -7,7 +7,8 @@
 //! [`MAX_GROUP`]) and applies them in one `BEGIN IMMEDIATE` transaction, in
 //! arrival order, chaining their audit records after the log's last record;
 //! it answers each caller only after that transaction committed, so no
-//! caller goes on with a write that is not durable. A lone write is applied
+//! caller goes on before its write is as durable as a write of its own
+//! transaction would be. A lone write is applied
 //! at once: the writer never waits for company, writes group only because
 //! they queue while a transaction runs, that is, under load.
 //!
@@ -188,7 +189,11 @@ async fn commit_group(pool: &SqlitePool, group: &mut Vec<Job>, counters: &Counte
     for job in group.drain(..) {
         let result = together(pool, std::slice::from_ref(&job))
             .await
-            .map(|mut results| results.remove(0));
+            .and_then(|mut results| {
+                results.pop().ok_or_else(|| {
+                    StoreError::Backend("group commit returned no result for a write".into())
+                })
+            });
         if result.is_ok() {
             counters.transactions.fetch_add(1, Ordering::Relaxed);
             counters.largest_group.fetch_max(1, Ordering::Relaxed);

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions, Connection, SqliteConnection};
 use tonic::Code;
@@ -10,8 +12,13 @@ use zkid_proto::v1::{self as pb, SessionState};
 use zkid_server::{
     admin,
     config::Config,
-    domain::audit::{AuditFinding, AuditRecord},
-    domain::Store,
+    domain::audit::{AuditEvent, AuditFinding, AuditRecord},
+    domain::model::{
+        self, Actor, AssuranceLevel, CredentialId, CustomerRef, DeviceId, Resolution, Session,
+        SessionId, TenantId, Timestamp,
+    },
+    domain::{AuditAppend, Store},
+    store::SqliteStore,
 };
 
 async fn raw(config: &Config) -> SqliteConnection {
@@ -406,4 +413,274 @@ async fn an_auditor_checks_records_and_heads_offline_with_proofs() {
         ))
         .await;
     assert_code(agent, Code::PermissionDenied);
+}
+
+/// Enrolls `customers` phones on a server, stops it, and opens its store
+/// directly (the server is gone, so nothing else writes).
+async fn enrolled_store(
+    dir: &std::path::Path,
+    customers: usize,
+) -> (Config, SqliteStore, Tenant, Vec<Phone>) {
+    let server = TestServer::with_dir(dir, |_| {}).await;
+    let acme = server.tenant("acme", "Acme Bank").await;
+    let mut phones = Vec::new();
+    for i in 0..customers {
+        phones.push(
+            server
+                .phone(&acme, &format!("cust-{i}"), "4711", i as u64)
+                .await,
+        );
+    }
+    let config = server.config.clone();
+    server.stop().await.expect("stopped");
+    let store = admin::open_store(&config).await.expect("store");
+    (config, store, acme, phones)
+}
+
+fn pending_session(tenant: &Tenant, phone: &Phone, customer: usize, n: usize) -> Session {
+    let now = Timestamp::now();
+    Session {
+        id: SessionId::parse(&format!("s_{n:032x}")).expect("session id"),
+        tenant: TenantId::parse(&tenant.id).expect("tenant"),
+        customer_ref: CustomerRef::parse(&format!("cust-{customer}")).expect("customer"),
+        account_ref: None,
+        device: DeviceId::parse(&phone.device_id).expect("device"),
+        agent_credential: CredentialId::parse(&tenant.agent_id).expect("agent"),
+        operation: "balance_inquiry".into(),
+        required_level: AssuranceLevel::L1,
+        level_reached: AssuranceLevel::None,
+        circuits: vec!["pin-knowledge".into()],
+        challenge: [0; 32],
+        binding_code: format!("{n:06}"),
+        state: model::SessionState::Pending,
+        created_at: now,
+        expires_at: Timestamp(now.0 + 60_000),
+        resolved_at: None,
+        step_up_of: None,
+    }
+}
+
+fn event(session: &Session, action: &str) -> AuditEvent {
+    AuditEvent::for_session(
+        &Actor::server(),
+        action,
+        session,
+        "ok",
+        String::new(),
+        Timestamp::now(),
+    )
+}
+
+/// Holds SQLite's write lock from another connection until released, so
+/// that writes queue behind it.
+async fn hold_write_lock(config: &Config) -> SqliteConnection {
+    let mut db = raw(config).await;
+    exec(&mut db, "BEGIN IMMEDIATE").await;
+    db
+}
+
+/// Waits until `n` writes wait for the group-commit writer.
+async fn until_queued(store: &SqliteStore, n: u64) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while store.group_commit_stats().queued < n {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("writes queued in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_share_transactions_and_keep_the_chain_intact() {
+    const SESSIONS: usize = 48;
+    let dir = data_dir();
+    let (config, store, acme, phones) = enrolled_store(dir.path(), 4).await;
+    let keys = Arc::new(admin::signing_keys(&config).expect("keys"));
+    let before = store.group_commit_stats();
+    let records_before = records(&config).await.len();
+
+    // Every session's three writes (start, push, verdict), from concurrent
+    // tasks, while another connection holds the write lock: they queue, and
+    // the writer takes them together once it is released.
+    let mut lock = hold_write_lock(&config).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..SESSIONS {
+        let customer = n % phones.len();
+        let session = pending_session(&acme, &phones[customer], customer, n);
+        let (store, keys) = (store.clone(), Arc::clone(&keys));
+        tasks.spawn(async move {
+            let start = event(&session, "session.start");
+            store
+                .insert_session(
+                    &session,
+                    AuditAppend {
+                        events: &[start],
+                        keys: &keys,
+                    },
+                )
+                .await?;
+            let push = event(&session, "push");
+            store
+                .append_audit(AuditAppend {
+                    events: &[push],
+                    keys: &keys,
+                })
+                .await?;
+            let resolution = Resolution {
+                state: model::SessionState::Passed,
+                level_reached: AssuranceLevel::L1,
+                at: Timestamp::now(),
+                fraud_signal: None,
+                lockout: None,
+                actor: Actor::server(),
+                detail: String::new(),
+            };
+            store.resolve_session(&session.id, &resolution, &keys).await
+        });
+    }
+    until_queued(&store, SESSIONS as u64 - 1).await;
+    exec(&mut lock, "COMMIT").await;
+    let mut passed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let resolved = joined.expect("task").expect("write");
+        assert_eq!(
+            resolved.expect("resolved once").session.state,
+            model::SessionState::Passed
+        );
+        passed += 1;
+    }
+    assert_eq!(passed, SESSIONS);
+
+    let after = store.group_commit_stats();
+    let writes = after.writes - before.writes;
+    let transactions = after.transactions - before.transactions;
+    assert_eq!(writes, 3 * SESSIONS as u64);
+    assert!(
+        transactions < writes,
+        "{transactions} transactions for {writes} writes"
+    );
+    assert!(after.largest_group >= SESSIONS as u64 - 1, "{after:?}");
+    assert_eq!(after.groups_retried, before.groups_retried);
+    store.close().await;
+
+    // Every write's records are there, once, in one intact chain.
+    let log = records(&config).await;
+    assert_eq!(log.len() - records_before, 3 * SESSIONS);
+    for (i, record) in log.iter().enumerate() {
+        assert_eq!(record.seq, i as u64 + 1);
+    }
+    assert_eq!(verify(&config).await, Ok(log.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_fails_in_a_group_fails_alone_and_the_others_commit() {
+    const WRITES: usize = 16;
+    let dir = data_dir();
+    let (config, store, acme, phones) = enrolled_store(dir.path(), 1).await;
+    let keys = Arc::new(admin::signing_keys(&config).expect("keys"));
+    let before = store.group_commit_stats();
+    let records_before = records(&config).await.len();
+    let mut db = raw(&config).await;
+    exec(
+        &mut db,
+        "CREATE TRIGGER poisoned BEFORE INSERT ON audit_log WHEN NEW.action = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .await;
+    exec(&mut db, "BEGIN IMMEDIATE").await;
+    let session = pending_session(&acme, &phones[0], 0, 0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..WRITES {
+        let action = if n == WRITES / 2 { "poison" } else { "push" };
+        let event = event(&session, action);
+        let (store, keys) = (store.clone(), Arc::clone(&keys));
+        tasks.spawn(async move {
+            let result = store
+                .append_audit(AuditAppend {
+                    events: &[event],
+                    keys: &keys,
+                })
+                .await;
+            (n, result)
+        });
+    }
+    until_queued(&store, WRITES as u64 - 1).await;
+    exec(&mut db, "COMMIT").await;
+    while let Some(joined) = tasks.join_next().await {
+        let (n, result) = joined.expect("task");
+        if n == WRITES / 2 {
+            let error = result.expect_err("the poisoned write fails");
+            assert!(error.to_string().contains("disk full"), "{error}");
+        } else {
+            result.expect("the other writes commit");
+        }
+    }
+    let after = store.group_commit_stats();
+    assert_eq!(after.writes - before.writes, WRITES as u64);
+    assert!(after.groups_retried > before.groups_retried, "{after:?}");
+    store.close().await;
+    exec(&mut db, "DROP TRIGGER poisoned").await;
+    db.close().await.expect("close");
+    let log = records(&config).await;
+    assert_eq!(log.len() - records_before, WRITES - 1);
+    assert!(log.iter().all(|r| r.event.action != "poison"));
+    assert_eq!(verify(&config).await, Ok(log.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_over_grpc_leave_a_verifiable_log() {
+    const CUSTOMERS: usize = 12;
+    let dir = data_dir();
+    let server = TestServer::with_dir(dir.path(), |_| {}).await;
+    let acme = server.tenant("acme", "Acme Bank").await;
+    let mut phones = Vec::new();
+    for i in 0..CUSTOMERS {
+        phones.push(
+            server
+                .phone(&acme, &format!("cust-{i}"), "4711", i as u64)
+                .await,
+        );
+    }
+    let key = {
+        let mut push = phones[0].listen(&server).await;
+        let session = server.start_session(&acme, "cust-0").await;
+        let request = next_request(&mut push).await;
+        let key_id = request.requirements[0].key_id.clone();
+        let key = server.proving_key(&phones[0], &key_id).await;
+        let proof = phones[0].prove(&key, &request);
+        submit(&server, &phones[0], &session.session_id, &key_id, proof)
+            .await
+            .expect("submit");
+        Arc::new((key, key_id))
+    };
+    let server = Arc::new(server);
+    let acme = Arc::new(acme);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, phone) in phones.into_iter().enumerate() {
+        let (server, acme, key) = (Arc::clone(&server), Arc::clone(&acme), Arc::clone(&key));
+        tasks.spawn(async move {
+            let mut push = phone.listen(&server).await;
+            let session = server.start_session(&acme, &format!("cust-{i}")).await;
+            let request = next_request(&mut push).await;
+            assert_eq!(request.session_id, session.session_id);
+            let proof = phone.prove(&key.0, &request);
+            submit(&server, &phone, &session.session_id, &key.1, proof)
+                .await
+                .expect("submit")
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let answer = joined.expect("session");
+        assert_eq!(answer.state, SessionState::Passed as i32);
+    }
+    let config = server.config.clone();
+    Arc::into_inner(server)
+        .expect("sole owner")
+        .stop()
+        .await
+        .expect("stopped");
+    let log = records(&config).await;
+    let verdicts = log.iter().filter(|r| r.event.action == "verdict").count();
+    assert_eq!(verdicts, CUSTOMERS + 1);
+    assert_eq!(verify(&config).await, Ok(log.len() as u64));
 }

@@ -25,7 +25,8 @@ use super::{
     policy::{self, Established, Operation},
     proofs::{ProofChecker, ProofItem},
     secrets::{self, Token},
-    AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, RevertOutcome, Store,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, RevertOutcome, StandingQuery,
+    StartStanding, Store,
 };
 
 // Client-certificate authentication (mTLS), beside token authentication.
@@ -248,7 +249,9 @@ pub enum DeviceUpdate {
 
 #[derive(Debug, Clone)]
 pub(super) enum DeviceSignal {
-    Request(SessionId),
+    /// A new pending session, as committed, with its subject as read when
+    /// it started.
+    Request(Box<(Session, Customer)>),
     Closed(SessionId, SessionState),
     Notice(NoticeKind, Timestamp, Option<RevertOffer>),
 }
@@ -260,7 +263,8 @@ pub struct Engine {
     proofs: ProofChecker,
     pub(super) keys: Arc<KeyRing>,
     pub(super) settings: EngineSettings,
-    pub(super) sessions: Hub<SessionId, ()>,
+    /// Each session's committed changes, as snapshots.
+    pub(super) sessions: Hub<SessionId, Session>,
     pub(super) devices: Hub<DeviceId, DeviceSignal>,
     pub(super) shutdown: watch::Receiver<bool>,
 }
@@ -685,12 +689,12 @@ impl Engine {
             .subject_with_device(&caller.tenant, &customer_ref, SubjectKind::Customer)
             .await?;
         let now = Timestamp::now();
+        let standing = self.start_standing(caller, &customer, &device, now).await?;
         self.check_start_rate(
             caller,
-            now,
+            &standing,
             "too many verifications started with this credential; retry in a minute",
-        )
-        .await?;
+        )?;
         let (circuits, step_up_of) = match step_up_from {
             None => (operation.circuits.clone(), None),
             Some(earlier) => {
@@ -752,7 +756,7 @@ impl Engine {
             })?;
             entry.statement.public_inputs(&context)?;
         }
-        if self.refused(&session, now).await? {
+        if self.refused(&session, now, &standing).await? {
             session.state = SessionState::Locked;
             session.resolved_at = Some(now);
         } else if session.circuits.is_empty() {
@@ -768,8 +772,10 @@ impl Engine {
             .await?;
         match session.state {
             SessionState::Pending => {
-                self.devices
-                    .publish(&device.id, DeviceSignal::Request(session.id.clone()));
+                self.devices.publish(
+                    &device.id,
+                    DeviceSignal::Request(Box::new((session.clone(), customer))),
+                );
                 tracing::info!(tenant = %caller.tenant, session = %session.id, operation = %session.operation, "verification started");
             }
             SessionState::Locked => {
@@ -822,34 +828,48 @@ impl Engine {
             SubjectKind::Customer => ("customer", "customer has no active device"),
             SubjectKind::Operator => ("operator", "operator has no active device"),
         };
-        let subject = self
+        let (subject, device) = self
             .store
-            .customer(tenant, subject_ref)
+            .subject_with_device(tenant, subject_ref)
             .await?
-            .filter(|s| s.kind == kind)
+            .filter(|(s, _)| s.kind == kind)
             .ok_or(DomainError::NotFound(missing))?;
-        let device = self
-            .store
-            .active_device(tenant, subject_ref)
-            .await?
-            .ok_or(DomainError::FailedPrecondition(no_device))?;
+        let device = device.ok_or(DomainError::FailedPrecondition(no_device))?;
         Ok((subject, device))
+    }
+
+    /// The rate, lockout and budget standing a new session of `subject` on
+    /// `device`, started by `caller`, is judged by (one read).
+    pub(super) async fn start_standing(
+        &self,
+        caller: &Caller,
+        subject: &Customer,
+        device: &Device,
+        now: Timestamp,
+    ) -> Result<StartStanding, DomainError> {
+        let before = |window: Duration| Timestamp(now.0.saturating_sub(window.as_millis() as i64));
+        Ok(self
+            .store
+            .start_standing(&StandingQuery {
+                credential: &caller.credential,
+                tenant: &subject.tenant,
+                subject_ref: &subject.customer_ref,
+                device: &device.id,
+                minute_ago: before(RATE_WINDOW),
+                day_ago: before(BUDGET_WINDOW),
+            })
+            .await?)
     }
 
     /// Refuses a caller whose credential started its minute's share of
     /// sessions already.
-    pub(super) async fn check_start_rate(
+    pub(super) fn check_start_rate(
         &self,
         caller: &Caller,
-        now: Timestamp,
+        standing: &StartStanding,
         refusal: &'static str,
     ) -> Result<(), DomainError> {
-        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
-        let started = self
-            .store
-            .sessions_by_agent_since(&caller.credential, window_start)
-            .await?;
-        if started >= u64::from(self.settings.agent_sessions_per_minute) {
+        if standing.started_by_credential >= u64::from(self.settings.agent_sessions_per_minute) {
             tracing::warn!(tenant = %caller.tenant, credential = %caller.credential, role = %caller.role, "start rate limit reached");
             return Err(DomainError::ResourceExhausted(refusal));
         }
@@ -981,15 +1001,12 @@ impl Engine {
         &self,
         session: &Session,
         now: Timestamp,
+        standing: &StartStanding,
     ) -> Result<bool, DomainError> {
-        let standing = self
-            .store
-            .lockout(&session.tenant, &session.customer_ref)
-            .await?;
-        if standing.is_locked(now) {
+        if standing.lockout.is_locked(now) {
             return Ok(true);
         }
-        if let Some(until) = standing.locked_until {
+        if let Some(until) = standing.lockout.locked_until {
             if self
                 .store
                 .clear_lock(&session.tenant, &session.customer_ref, until, &self.keys)
@@ -998,21 +1015,11 @@ impl Engine {
                 tracing::info!(tenant = %session.tenant, "customer lock ended");
             }
         }
-        let day_start = Timestamp(now.0.saturating_sub(BUDGET_WINDOW.as_millis() as i64));
-        let spent = self
-            .store
-            .sessions_for_customer_since(&session.tenant, &session.customer_ref, day_start)
-            .await?;
-        if spent >= u64::from(self.settings.customer_verifications_per_day) {
+        if standing.pushed_to_subject >= u64::from(self.settings.customer_verifications_per_day) {
             tracing::warn!(tenant = %session.tenant, "customer's daily verification budget spent");
             return Ok(true);
         }
-        let window_start = Timestamp(now.0.saturating_sub(RATE_WINDOW.as_millis() as i64));
-        let asked = self
-            .store
-            .sessions_for_device_since(&session.device, window_start)
-            .await?;
-        if asked >= u64::from(self.settings.device_sessions_per_minute) {
+        if standing.asked_of_device >= u64::from(self.settings.device_sessions_per_minute) {
             tracing::warn!(tenant = %session.tenant, device = %session.device, "device rate limit reached");
             return Ok(true);
         }
@@ -1030,6 +1037,32 @@ impl Engine {
             .session(id)
             .await?
             .ok_or(DomainError::NotFound("session"))?;
+        self.expired_if_due(caller, session).await
+    }
+
+    /// [`Engine::visible_session`] with its subject, in one read.
+    async fn visible_session_with_subject(
+        &self,
+        caller: &Caller,
+        id: &SessionId,
+    ) -> Result<(Session, Customer), DomainError> {
+        let (session, subject) = self
+            .store
+            .session_with_subject(id)
+            .await?
+            .ok_or(DomainError::NotFound("session"))?;
+        let session = self.expired_if_due(caller, session).await?;
+        let subject =
+            subject.ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
+        Ok((session, subject))
+    }
+
+    /// Refuses a session the caller may not see; expires it if due.
+    async fn expired_if_due(
+        &self,
+        caller: &Caller,
+        session: Session,
+    ) -> Result<Session, DomainError> {
         let allowed = session.tenant == caller.tenant
             && match caller.role {
                 // Operator logins are the login system's business.
@@ -1084,7 +1117,7 @@ impl Engine {
         if let Some(until) = resolved.locked_until {
             tracing::warn!(tenant = %session.tenant, session = %id, until = until.0, "customer locked after repeated failed proofs");
         }
-        self.sessions.publish(id, ());
+        self.sessions.publish(id, session.clone());
         self.devices.publish(
             &session.device,
             DeviceSignal::Closed(id.clone(), session.state),
@@ -1149,10 +1182,12 @@ impl Engine {
     /// change, and ends after the final state (expiring it when due), when
     /// the receiver goes, or at shutdown. `changes` must be subscribed
     /// before `first` was read, so that no change slips between the two.
+    /// A change carries the committed snapshot, so following costs no
+    /// read; after a lag or an expiry timer the store is read again.
     pub(super) fn follow_session<T, F, Fut>(
         self: &Arc<Self>,
         first: Session,
-        mut changes: broadcast::Receiver<()>,
+        mut changes: broadcast::Receiver<Session>,
         view: F,
     ) -> mpsc::Receiver<Result<T, DomainError>>
     where
@@ -1179,17 +1214,19 @@ impl Engine {
                     return;
                 }
                 let expiry = tokio::time::sleep(current.expires_at.remaining());
-                tokio::select! {
-                    signal = changes.recv() => {
-                        if matches!(signal, Err(broadcast::error::RecvError::Closed)) {
-                            return;
-                        }
-                    }
-                    () = expiry => {}
+                let snapshot = tokio::select! {
+                    signal = changes.recv() => match signal {
+                        Ok(snapshot) => Some(snapshot),
+                        Err(broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = expiry => None,
                     () = tx.closed() => return,
                     () = super::stopped(&mut shutdown) => return,
-                }
-                let next = if current.expires_at <= Timestamp::now() {
+                };
+                let next = if let Some(snapshot) = snapshot {
+                    Ok(snapshot)
+                } else if current.expires_at <= Timestamp::now() {
                     engine.expire(&current.id).await
                 } else {
                     engine
@@ -1232,18 +1269,14 @@ impl Engine {
     async fn push_request(
         &self,
         session: Session,
+        customer: &Customer,
         device: &Device,
         organization: &str,
     ) -> Result<PushRequest, DomainError> {
-        let customer = self
-            .store
-            .customer(&session.tenant, &session.customer_ref)
-            .await?
-            .ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
         let context = StatementContext {
             challenge: &session.challenge,
             device,
-            customer: &customer,
+            customer,
             account: session.account_ref.as_ref(),
         };
         let requirements = session
@@ -1366,12 +1399,35 @@ impl Engine {
                             return;
                         }
                     };
-                    for session in pending {
-                        if !pushed.insert(session.id.clone()) {
-                            continue;
+                    let fresh: Vec<Session> = pending
+                        .into_iter()
+                        .filter(|s| !pushed.contains(&s.id))
+                        .collect();
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    // One device, one subject: read once per resync.
+                    let customer = match engine
+                        .store
+                        .customer(&device.tenant, &device.customer_ref)
+                        .await
+                    {
+                        Ok(Some(customer)) => customer,
+                        Ok(None) => {
+                            let missing =
+                                DomainError::Internal("device of a missing customer".into());
+                            let _ = tx.send(Err(missing)).await;
+                            return;
                         }
+                        Err(error) => {
+                            let _ = tx.send(Err(error.into())).await;
+                            return;
+                        }
+                    };
+                    for session in fresh {
+                        pushed.insert(session.id.clone());
                         let update = engine
-                            .push_request(session, &device, &organization)
+                            .push_request(session, &customer, &device, &organization)
                             .await
                             .map(|r| DeviceUpdate::Request(Box::new(r)));
                         let failed = update.is_err();
@@ -1401,18 +1457,20 @@ impl Engine {
                         }
                         continue;
                     }
-                    Ok(DeviceSignal::Request(id)) if pushed.contains(&id) => continue,
-                    Ok(DeviceSignal::Request(id)) => match engine.store.session(&id).await {
-                        Ok(Some(session)) if session.state == SessionState::Pending => {
-                            pushed.insert(session.id.clone());
-                            engine
-                                .push_request(session, &device, &organization)
-                                .await
-                                .map(|r| DeviceUpdate::Request(Box::new(r)))
-                        }
-                        Ok(_) => continue,
-                        Err(error) => Err(error.into()),
-                    },
+                    Ok(DeviceSignal::Request(request)) if pushed.contains(&request.0.id) => {
+                        continue
+                    }
+                    // The snapshot was committed pending just before it was
+                    // published; if it has closed since, its Closed signal
+                    // follows on this same channel.
+                    Ok(DeviceSignal::Request(request)) => {
+                        let (session, customer) = *request;
+                        pushed.insert(session.id.clone());
+                        engine
+                            .push_request(session, &customer, &device, &organization)
+                            .await
+                            .map(|r| DeviceUpdate::Request(Box::new(r)))
+                    }
                 };
                 let failed = update.is_err();
                 if tx.send(update).await.is_err() || failed {
@@ -1441,7 +1499,7 @@ impl Engine {
         if device.status != DeviceStatus::Active {
             return Err(DomainError::PermissionDenied("device is no longer active"));
         }
-        let session = self.visible_session(caller, id).await?;
+        let (session, customer) = self.visible_session_with_subject(caller, id).await?;
         match session.state {
             SessionState::Pending => {}
             SessionState::Expired => {
@@ -1458,11 +1516,6 @@ impl Engine {
                 "one proof per requirement is needed",
             ));
         }
-        let customer = self
-            .store
-            .customer(&session.tenant, &session.customer_ref)
-            .await?
-            .ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
         let context = StatementContext {
             challenge: &session.challenge,
             device: &device,

@@ -1,6 +1,8 @@
-//! In-process fan-out of change signals to open streams. Signals carry no
-//! authority: a stream that receives one re-reads the store, which stays
-//! the single source of truth (so a lagging receiver just resynchronizes).
+//! In-process fan-out of change signals to open streams. A signal carries a
+//! snapshot published only after the change it shows committed, so a
+//! stream may use it without reading the store again; a lagging receiver,
+//! which may have missed some, re-reads the store, which stays the single
+//! source of truth.
 //! One server process only: several processes would need the database's
 //! notifications (e.g. PostgreSQL LISTEN/NOTIFY) behind the same interface.
 

@@ -3,7 +3,7 @@
 //! what it signed stays checkable after a rotation. Keys are named by
 //! their id: the first 8 bytes of SHA-256 of the public key, in hex.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -13,8 +13,15 @@ pub fn key_id(public: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(public.as_bytes())[..8])
 }
 
-/// The signing keys. `Debug` shows ids only.
+/// The signing keys. `Debug` shows ids only. Cloning shares the keys (a
+/// reference count, not a copy of the secret), so that a write queued for
+/// the store's group commit can carry the ring it is sealed with.
+#[derive(Clone)]
 pub struct KeyRing {
+    inner: Arc<Keys>,
+}
+
+struct Keys {
     current_id: String,
     current: SigningKey,
     public: BTreeMap<String, VerifyingKey>,
@@ -23,8 +30,8 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("current", &self.current_id)
-            .field("keys", &self.public.keys().collect::<Vec<_>>())
+            .field("current", &self.inner.current_id)
+            .field("keys", &self.inner.public.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -38,29 +45,31 @@ impl KeyRing {
         let current_id = key_id(&current_public);
         public.insert(current_id.clone(), current_public);
         Self {
-            current_id,
-            current,
-            public,
+            inner: Arc::new(Keys {
+                current_id,
+                current,
+                public,
+            }),
         }
     }
 
     /// The id of the key that signs.
     pub fn current_id(&self) -> &str {
-        &self.current_id
+        &self.inner.current_id
     }
 
     /// Signs `message` with the current key: (key id, signature).
     pub fn sign(&self, message: &[u8]) -> (String, [u8; 64]) {
         (
-            self.current_id.clone(),
-            self.current.sign(message).to_bytes(),
+            self.inner.current_id.clone(),
+            self.inner.current.sign(message).to_bytes(),
         )
     }
 
     /// Whether `signature` is the key `key_id`'s over `message` (strict
     /// verification: no malleable or small-order encodings).
     pub fn verify(&self, key_id: &str, message: &[u8], signature: &[u8]) -> bool {
-        let Some(key) = self.public.get(key_id) else {
+        let Some(key) = self.inner.public.get(key_id) else {
             return false;
         };
         let Ok(signature) = Signature::from_slice(signature) else {
@@ -71,7 +80,7 @@ impl KeyRing {
 
     /// Every public key, by id.
     pub fn public_keys(&self) -> &BTreeMap<String, VerifyingKey> {
-        &self.public
+        &self.inner.public
     }
 }
 

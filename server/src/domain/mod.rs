@@ -23,8 +23,8 @@ pub use engine::{
 };
 pub use proofs::{BatchSettings, ProofChecker};
 pub use store::{
-    AuditAppend, CertificateStore, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store,
-    StoreError,
+    AuditAppend, CertificateStore, CustomerRegistration, DeviceEnrollment, RevertOutcome,
+    StandingQuery, StartStanding, Store, StoreError,
 };
 
 /// Completes once `stop` turns true (or its sender is gone). The guard

@@ -146,12 +146,12 @@ impl Engine {
             DomainError::Internal(format!("operator login needs circuit {LOGIN_CIRCUIT}"))
         })?;
         let now = Timestamp::now();
+        let standing = self.start_standing(caller, &operator, &device, now).await?;
         self.check_start_rate(
             caller,
-            now,
+            &standing,
             "too many logins begun with this credential; retry in a minute",
-        )
-        .await?;
+        )?;
         let mut session = self.new_session(
             caller,
             operator_ref,
@@ -171,7 +171,7 @@ impl Engine {
         self.store
             .insert_login_audience(&caller.tenant, &session.id, audience, now)
             .await?;
-        let locked = self.refused(&session, now).await?;
+        let locked = self.refused(&session, now, &standing).await?;
         if locked {
             session.state = SessionState::Locked;
             session.resolved_at = Some(now);
@@ -184,8 +184,10 @@ impl Engine {
         if locked {
             tracing::info!(tenant = %caller.tenant, session = %session.id, "operator login refused: locked");
         } else {
-            self.devices
-                .publish(&device.id, DeviceSignal::Request(session.id.clone()));
+            self.devices.publish(
+                &device.id,
+                DeviceSignal::Request(Box::new((session.clone(), operator))),
+            );
             tracing::info!(tenant = %caller.tenant, session = %session.id, "operator login begun");
         }
         self.login_view(session).await

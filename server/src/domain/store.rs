@@ -81,6 +81,40 @@ pub struct AuditAppend<'a> {
     pub keys: &'a KeyRing,
 }
 
+/// What decides whether a new session may start: read in one go by
+/// [`Store::start_standing`], as of the query's `minute_ago` and `day_ago`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StartStanding {
+    /// Sessions started with the caller's credential since `minute_ago`
+    /// (as [`Store::sessions_by_agent_since`]).
+    pub started_by_credential: u64,
+    /// The subject's lockout standing (as [`Store::lockout`]).
+    pub lockout: LockoutState,
+    /// Sessions pushed to the subject since `day_ago` (as
+    /// [`Store::sessions_for_customer_since`]).
+    pub pushed_to_subject: u64,
+    /// Sessions addressed to the device since `minute_ago` (as
+    /// [`Store::sessions_for_device_since`]).
+    pub asked_of_device: u64,
+}
+
+/// What [`Store::start_standing`] reads about.
+#[derive(Debug, Clone, Copy)]
+pub struct StandingQuery<'a> {
+    /// The credential starting the session.
+    pub credential: &'a CredentialId,
+    /// The subject's tenant.
+    pub tenant: &'a TenantId,
+    /// The subject.
+    pub subject_ref: &'a CustomerRef,
+    /// The device to be asked.
+    pub device: &'a DeviceId,
+    /// Start of the per-minute windows.
+    pub minute_ago: Timestamp,
+    /// Start of the daily budget's window.
+    pub day_ago: Timestamp,
+}
+
 /// The store. See the module docs for its guarantees.
 #[async_trait]
 pub trait Store: CertificateStore + Send + Sync + 'static {
@@ -135,6 +169,13 @@ pub trait Store: CertificateStore + Send + Sync + 'static {
         enrollment: &DeviceEnrollment,
         audit: AuditAppend<'_>,
     ) -> Result<Option<Vec<DeviceId>>, StoreError>;
+    /// A subject (customer or operator) with their active device, if they
+    /// have one, in one read.
+    async fn subject_with_device(
+        &self,
+        tenant: &TenantId,
+        subject_ref: &CustomerRef,
+    ) -> Result<Option<(Customer, Option<Device>)>, StoreError>;
     /// A device.
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
     /// The customer's active device.
@@ -165,6 +206,12 @@ pub trait Store: CertificateStore + Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// A session.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// A session with its subject (`None` if the subject is missing), in
+    /// one read.
+    async fn session_with_subject(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Session, Option<Customer>)>, StoreError>;
     /// Pending, unexpired sessions addressed to a device, oldest first.
     async fn pending_sessions(
         &self,
@@ -201,6 +248,8 @@ pub trait Store: CertificateStore + Send + Sync + 'static {
         until: Timestamp,
         keys: &KeyRing,
     ) -> Result<bool, StoreError>;
+    /// Everything [`StartStanding`] holds, in one read.
+    async fn start_standing(&self, query: &StandingQuery<'_>) -> Result<StartStanding, StoreError>;
     /// Sessions started with an agent credential since `since`.
     async fn sessions_by_agent_since(
         &self,

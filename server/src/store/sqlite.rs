@@ -19,7 +19,8 @@ use crate::domain::{
         LockoutState, Resolution, Resolved, RevertTerms, Role, Scope, Session, SessionId,
         SessionState, SubjectKind, Tenant, TenantId, Timestamp,
     },
-    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, Store, StoreError,
+    AuditAppend, CustomerRegistration, DeviceEnrollment, RevertOutcome, StandingQuery,
+    StartStanding, Store, StoreError,
 };
 
 /// Starts a transaction that holds SQLite's write lock from the start, so
@@ -28,11 +29,18 @@ use crate::domain::{
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 mod certificate;
+mod group;
 
-/// The SQLite implementation of [`Store`].
+pub use group::GroupCommitStats;
+use group::{GroupCommit, Write, Written};
+
+/// The SQLite implementation of [`Store`]. A session's start, its push
+/// delivery and its resolution go through group commit ([`group`]): under
+/// load, concurrent ones share a transaction.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    group: GroupCommit,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -74,6 +82,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection to a local file has nothing to test: sqlx's
+            // default ping before each acquire costs a round trip to the
+            // connection's worker thread on every statement.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(backend)?;
@@ -91,6 +103,7 @@ impl SqliteStore {
         // One connection: each in-memory connection is its own database.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(backend)?;
@@ -102,7 +115,15 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            group: GroupCommit::start(pool.clone()),
+            pool,
+        })
+    }
+
+    /// The group commit's counters: writes, and the transactions they took.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -149,6 +170,33 @@ fn credential_from(row: &SqliteRow) -> Result<CredentialRecord, StoreError> {
         expires_at: opt_ts(row.try_get("expires_at").map_err(get)?),
         used_at: opt_ts(row.try_get("used_at").map_err(get)?),
         revoked_at: opt_ts(row.try_get("revoked_at").map_err(get)?),
+    })
+}
+
+/// A customer row's own columns (`attribute_commitment`,
+/// `attribute_schema`, `attributes_at`, `kind`).
+fn customer_from(
+    row: &SqliteRow,
+    tenant: &TenantId,
+    customer_ref: &CustomerRef,
+) -> Result<Customer, StoreError> {
+    let commitment: Option<Vec<u8>> = row.try_get("attribute_commitment").map_err(backend)?;
+    let schema: Option<i64> = row.try_get("attribute_schema").map_err(backend)?;
+    let attributes = match (commitment, schema) {
+        (Some(c), Some(s)) => Some(AttributeCommitment {
+            commitment: hash32(c, "attribute commitment")?,
+            schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
+        }),
+        _ => None,
+    };
+    let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
+    let kind: String = row.try_get("kind").map_err(backend)?;
+    Ok(Customer {
+        tenant: tenant.clone(),
+        customer_ref: customer_ref.clone(),
+        attributes,
+        attributes_at: opt_ts(attributes_at),
+        kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
     })
 }
 
@@ -661,28 +709,39 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|row| {
-            let commitment: Option<Vec<u8>> =
-                row.try_get("attribute_commitment").map_err(backend)?;
-            let schema: Option<i64> = row.try_get("attribute_schema").map_err(backend)?;
-            let attributes = match (commitment, schema) {
-                (Some(c), Some(s)) => Some(AttributeCommitment {
-                    commitment: hash32(c, "attribute commitment")?,
-                    schema_version: u32::try_from(s).map_err(|_| corrupt("attribute schema"))?,
-                }),
-                _ => None,
-            };
-            let attributes_at: Option<i64> = row.try_get("attributes_at").map_err(backend)?;
-            let kind: String = row.try_get("kind").map_err(backend)?;
-            Ok(Customer {
-                tenant: tenant.clone(),
-                customer_ref: customer_ref.clone(),
-                attributes,
-                attributes_at: opt_ts(attributes_at),
-                kind: SubjectKind::parse(&kind).ok_or_else(|| corrupt("subject kind"))?,
-            })
-        })
-        .transpose()
+        row.map(|row| customer_from(&row, tenant, customer_ref))
+            .transpose()
+    }
+
+    async fn subject_with_device(
+        &self,
+        tenant: &TenantId,
+        subject_ref: &CustomerRef,
+    ) -> Result<Option<(Customer, Option<Device>)>, StoreError> {
+        // The device columns are named as in `devices`, so `device_from`
+        // reads them; the customer's own columns do not collide.
+        let row = sqlx::query(
+            "SELECT c.attribute_commitment, c.attribute_schema, c.attributes_at, c.kind,                d.id, d.tenant_id, d.customer_ref, d.commitment, d.credential_id, d.status,                d.enrolled_at, d.changed_at              FROM customers c LEFT JOIN devices d ON d.id = (                SELECT id FROM devices WHERE tenant_id = c.tenant_id                  AND customer_ref = c.customer_ref AND status = 'active'                ORDER BY enrolled_at DESC LIMIT 1)              WHERE c.tenant_id = ? AND c.customer_ref = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(subject_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let subject = customer_from(&row, tenant, subject_ref)?;
+        let has_device = row
+            .try_get::<Option<String>, _>("id")
+            .map_err(backend)?
+            .is_some();
+        let device = if has_device {
+            Some(device_from(&row)?)
+        } else {
+            None
+        };
+        Ok(Some((subject, device)))
     }
 
     async fn enroll_device(
@@ -861,36 +920,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, s: &Session, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
-               operation, required_level, level_reached, circuits, challenge, binding_code, state, \
-               created_at, expires_at, resolved_at, step_up_of) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(s.tenant.as_str())
-        .bind(s.customer_ref.as_str())
-        .bind(s.account_ref.as_ref().map(|a| a.as_str()))
-        .bind(s.device.as_str())
-        .bind(s.agent_credential.as_str())
-        .bind(&s.operation)
-        .bind(s.required_level as i64)
-        .bind(s.level_reached as i64)
-        .bind(s.circuits.join(","))
-        .bind(s.challenge.as_slice())
-        .bind(&s.binding_code)
-        .bind(s.state.as_str())
-        .bind(s.created_at.0)
-        .bind(s.expires_at.0)
-        .bind(s.resolved_at.map(|t| t.0))
-        .bind(s.step_up_of.as_ref().map(|id| id.as_str()))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        append_audit_in(&mut tx, audit.events, audit.keys).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(())
+        let write = Write::InsertSession(Box::new(s.clone()), audit.events.to_vec());
+        self.group.write(write, audit.keys).await.map(|_| ())
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -902,6 +933,37 @@ impl Store for SqliteStore {
             .as_ref()
             .map(session_from)
             .transpose()
+    }
+
+    async fn session_with_subject(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Session, Option<Customer>)>, StoreError> {
+        // The customer's own columns do not collide with the session's.
+        let row = sqlx::query(
+            "SELECT s.*, c.attribute_commitment, c.attribute_schema, c.attributes_at, c.kind \
+             FROM sessions s LEFT JOIN customers c \
+               ON c.tenant_id = s.tenant_id AND c.customer_ref = s.customer_ref \
+             WHERE s.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_from(&row)?;
+        let has_subject = row
+            .try_get::<Option<String>, _>("kind")
+            .map_err(backend)?
+            .is_some();
+        let subject = if has_subject {
+            Some(customer_from(&row, &session.tenant, &session.customer_ref)?)
+        } else {
+            None
+        };
+        Ok(Some((session, subject)))
     }
 
     async fn pending_sessions(
@@ -929,85 +991,13 @@ impl Store for SqliteStore {
         r: &Resolution,
         keys: &KeyRing,
     ) -> Result<Option<Resolved>, StoreError> {
-        // The expiry condition makes EXPIRED and every other outcome
-        // mutually exclusive at any instant, and `state = 'pending'` makes
-        // the transition happen once.
-        let expiry_condition = if r.state == SessionState::Expired {
-            "expires_at <= ?"
-        } else {
-            "expires_at > ?"
-        };
-        let sql = format!(
-            "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
-             WHERE id = ? AND state = 'pending' AND {expiry_condition} RETURNING *"
-        );
-        // The write lock from the start serializes the read-modify-write of
-        // the lockout row and the audit append below.
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        let row = sqlx::query(&sql)
-            .bind(r.state.as_str())
-            .bind(r.level_reached as i64)
-            .bind(r.at.0)
-            .bind(id.as_str())
-            .bind(r.at.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let session = session_from(&row)?;
-        let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
-        let mut locked_until = None;
-        if let Some(policy) = &r.lockout {
-            let before = lockout_row(&mut tx, &session.tenant, &session.customer_ref).await?;
-            let (after, lock) = policy.after(before, r.state, r.at);
-            if after != before {
-                sqlx::query(
-                    "INSERT INTO lockouts (tenant_id, customer_ref, failures, locks, locked_until) \
-                     VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
-                       failures = excluded.failures, locks = excluded.locks, \
-                       locked_until = excluded.locked_until",
-                )
-                .bind(session.tenant.as_str())
-                .bind(session.customer_ref.as_str())
-                .bind(i64::from(after.failures))
-                .bind(i64::from(after.locks))
-                .bind(after.locked_until.map(|t| t.0))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            }
-            if lock.is_some() {
-                signals.push("locked");
-            }
-            locked_until = lock;
+        let write = Write::Resolve(id.clone(), Box::new(r.clone()));
+        match self.group.write(write, keys).await? {
+            Written::Resolved(resolved) => Ok(resolved.map(|r| *r)),
+            Written::Done => Err(StoreError::Backend(
+                "group commit answered a resolution with nothing".into(),
+            )),
         }
-        for kind in signals {
-            sqlx::query(
-                "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(session.tenant.as_str())
-            .bind(session.customer_ref.as_str())
-            .bind(session.id.as_str())
-            .bind(session.device.as_str())
-            .bind(kind)
-            .bind(r.at.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        // Fail closed: without its audit records, the verdict is not
-        // committed and so never released.
-        let events = audit::resolution_events(&session, r, locked_until);
-        append_audit_in(&mut tx, &events, keys).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(Resolved {
-            session,
-            locked_until,
-        }))
     }
 
     async fn lockout(
@@ -1304,9 +1294,11 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        append_audit_in(&mut tx, audit.events, audit.keys).await?;
-        tx.commit().await.map_err(backend)
+        if audit.events.is_empty() {
+            return Ok(());
+        }
+        let write = Write::Append(audit.events.to_vec());
+        self.group.write(write, audit.keys).await.map(|_| ())
     }
 
     async fn audit_records(
@@ -1369,6 +1361,45 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn start_standing(&self, q: &StandingQuery<'_>) -> Result<StartStanding, StoreError> {
+        // The same conditions as the four methods it stands for, in one
+        // statement (one round trip to the connection's thread instead of
+        // four).
+        let row = sqlx::query(
+            "SELECT                (SELECT COUNT(*) FROM sessions WHERE agent_credential_id = ? AND created_at > ?)                  AS started_by_credential,                (SELECT COUNT(*) FROM sessions WHERE tenant_id = ? AND customer_ref = ?                   AND created_at > ? AND state != 'locked') AS pushed_to_subject,                (SELECT COUNT(*) FROM sessions WHERE device_id = ? AND created_at > ?)                  AS asked_of_device,                l.failures, l.locks, l.locked_until              FROM (SELECT 1) LEFT JOIN lockouts l ON l.tenant_id = ? AND l.customer_ref = ?",
+        )
+        .bind(q.credential.as_str())
+        .bind(q.minute_ago.0)
+        .bind(q.tenant.as_str())
+        .bind(q.subject_ref.as_str())
+        .bind(q.day_ago.0)
+        .bind(q.device.as_str())
+        .bind(q.minute_ago.0)
+        .bind(q.tenant.as_str())
+        .bind(q.subject_ref.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let count = |name: &str| -> Result<u64, StoreError> {
+            let value: i64 = row.try_get(name).map_err(backend)?;
+            u64::try_from(value).map_err(|_| corrupt("count"))
+        };
+        let counter = |name: &str| -> Result<u32, StoreError> {
+            let value: Option<i64> = row.try_get(name).map_err(backend)?;
+            u32::try_from(value.unwrap_or(0)).map_err(|_| corrupt("lockout counter"))
+        };
+        Ok(StartStanding {
+            started_by_credential: count("started_by_credential")?,
+            lockout: LockoutState {
+                failures: counter("failures")?,
+                locks: counter("locks")?,
+                locked_until: opt_ts(row.try_get("locked_until").map_err(backend)?),
+            },
+            pushed_to_subject: count("pushed_to_subject")?,
+            asked_of_device: count("asked_of_device")?,
+        })
     }
 
     async fn sessions_by_agent_since(
@@ -1519,4 +1550,154 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)
     }
+}
+
+/// The resolved session's subject's lockout row, for an UPDATE of
+/// `sessions` to return (NULLs when there is none).
+const LOCKOUT_OF_SESSION: &str = "\
+    (SELECT failures FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_failures, \
+    (SELECT locks FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_locks, \
+    (SELECT locked_until FROM lockouts l WHERE l.tenant_id = sessions.tenant_id \
+       AND l.customer_ref = sessions.customer_ref) AS lockout_locked_until";
+
+/// The lockout standing [`LOCKOUT_OF_SESSION`] returned (the default if the
+/// subject has no row).
+fn lockout_returned(row: &SqliteRow) -> Result<LockoutState, StoreError> {
+    let counter = |name: &str| -> Result<u32, StoreError> {
+        let value: Option<i64> = row.try_get(name).map_err(backend)?;
+        u32::try_from(value.unwrap_or(0)).map_err(|_| corrupt("lockout counter"))
+    };
+    Ok(LockoutState {
+        failures: counter("lockout_failures")?,
+        locks: counter("lockout_locks")?,
+        locked_until: opt_ts(row.try_get("lockout_locked_until").map_err(backend)?),
+    })
+}
+
+/// Inserts a session (in the caller's transaction).
+async fn insert_session_in(
+    conn: &mut sqlx::SqliteConnection,
+    s: &Session,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, customer_ref, account_ref, device_id, agent_credential_id, \
+           operation, required_level, level_reached, circuits, challenge, binding_code, state, \
+           created_at, expires_at, resolved_at, step_up_of) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.id.as_str())
+    .bind(s.tenant.as_str())
+    .bind(s.customer_ref.as_str())
+    .bind(s.account_ref.as_ref().map(|a| a.as_str()))
+    .bind(s.device.as_str())
+    .bind(s.agent_credential.as_str())
+    .bind(&s.operation)
+    .bind(s.required_level as i64)
+    .bind(s.level_reached as i64)
+    .bind(s.circuits.join(","))
+    .bind(s.challenge.as_slice())
+    .bind(&s.binding_code)
+    .bind(s.state.as_str())
+    .bind(s.created_at.0)
+    .bind(s.expires_at.0)
+    .bind(s.resolved_at.map(|t| t.0))
+    .bind(s.step_up_of.as_ref().map(|id| id.as_str()))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Resolves a session (in the caller's transaction, which must hold the
+/// write lock: the lockout row is read, then written) as
+/// [`Store::resolve_session`] describes. Returns the resolution and the
+/// audit events to append, or `None` if the condition failed (then nothing
+/// was written).
+async fn resolve_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: &SessionId,
+    r: &Resolution,
+) -> Result<Option<(Resolved, Vec<AuditEvent>)>, StoreError> {
+    // The expiry condition makes EXPIRED and every other outcome mutually
+    // exclusive at any instant, and `state = 'pending'` makes the
+    // transition happen once.
+    // The subject's lockout row comes back with the session, read in the
+    // same statement (and transaction) as before its own SELECT did.
+    let sql = format!(
+        "UPDATE sessions SET state = ?, level_reached = ?, resolved_at = ? \
+         WHERE id = ? AND state = 'pending' AND {} RETURNING *, {LOCKOUT_OF_SESSION}",
+        if r.state == SessionState::Expired {
+            "expires_at <= ?"
+        } else {
+            "expires_at > ?"
+        }
+    );
+    let row = sqlx::query(&sql)
+        .bind(r.state.as_str())
+        .bind(r.level_reached as i64)
+        .bind(r.at.0)
+        .bind(id.as_str())
+        .bind(r.at.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let session = session_from(&row)?;
+    let mut signals: Vec<&str> = r.fraud_signal.into_iter().collect();
+    let mut locked_until = None;
+    if let Some(policy) = &r.lockout {
+        let before = lockout_returned(&row)?;
+        let (after, lock) = policy.after(before, r.state, r.at);
+        if after != before {
+            sqlx::query(
+                "INSERT INTO lockouts (tenant_id, customer_ref, failures, locks, locked_until) \
+                 VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id, customer_ref) DO UPDATE SET \
+                   failures = excluded.failures, locks = excluded.locks, \
+                   locked_until = excluded.locked_until",
+            )
+            .bind(session.tenant.as_str())
+            .bind(session.customer_ref.as_str())
+            .bind(i64::from(after.failures))
+            .bind(i64::from(after.locks))
+            .bind(after.locked_until.map(|t| t.0))
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        }
+        if lock.is_some() {
+            signals.push("locked");
+        }
+        locked_until = lock;
+    }
+    for kind in signals {
+        sqlx::query(
+            "INSERT INTO fraud_signals (tenant_id, customer_ref, session_id, device_id, kind, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.tenant.as_str())
+        .bind(session.customer_ref.as_str())
+        .bind(session.id.as_str())
+        .bind(session.device.as_str())
+        .bind(kind)
+        .bind(r.at.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    // Fail closed: the caller appends these in the same transaction, so
+    // without its audit records the verdict is not committed and never
+    // released.
+    let events = audit::resolution_events(&session, r, locked_until);
+    Ok(Some((
+        Resolved {
+            session,
+            locked_until,
+        },
+        events,
+    )))
 }

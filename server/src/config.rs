@@ -26,7 +26,7 @@
 //! | `step_up_window_secs` | 300 | how long a PASSED session can be stepped up from (10..=3600) |
 //! | `change_revert_secs` | 259200 | how long a customer can revert an enrollment or credential change; level-3 operations are refused meanwhile (60..=2592000) |
 //! | `verifier.queue_capacity` | 1024 | proof submissions that may wait for verification; more are shed with RESOURCE_EXHAUSTED (1..=1000000) |
-//! | `verifier.max_batch` | 64 | proofs verified together in one batch (1..=4096) |
+//! | `verifier.max_batch` | 16 | proofs verified together in one batch (1..=4096) |
 //! | `verifier.batch_window_micros` | 0 | how long a batch already holding several submissions may wait for more; a lone proof never waits (0..=100000) |
 //! | `operator_assertion_ttl_secs` | 60 | how long an operator login assertion may be relied on (1..=3600) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |

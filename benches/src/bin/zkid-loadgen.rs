@@ -85,8 +85,8 @@ struct Args {
     /// The server's `verifier.queue_capacity`.
     #[arg(long, default_value_t = 64)]
     queue_capacity: usize,
-    /// The server's `verifier.max_batch`.
-    #[arg(long, default_value_t = 64)]
+    /// The server's `verifier.max_batch` (default: the server's).
+    #[arg(long, default_value_t = 16)]
     max_batch: usize,
     /// The server's `verifier.batch_window_micros`.
     #[arg(long, default_value_t = 0)]

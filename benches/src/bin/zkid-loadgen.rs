@@ -1,26 +1,30 @@
 //! zkid-loadgen: the verifier under load, over real gRPC on loopback.
 //!
-//! Starts the real server in-process on 127.0.0.1:0 (with SQLite in a
-//! temporary directory: sessions, verdicts and audit records are
-//! persisted), creates a tenant with agent and enroller credentials, enrolls
-//! simulated phones, and drives verification sessions: agents call
-//! StartVerification and WatchVerification, phones receive the push on
-//! WatchRequests and answer with SubmitProof.
+//! Starts the real server in a process of its own (this binary, re-run
+//! with a hidden flag) on 127.0.0.1:0, with SQLite in a temporary
+//! directory: sessions, verdicts and audit records are persisted. It creates
+//! a tenant with agent and enroller credentials, enrolls simulated phones,
+//! and drives verification sessions: agents call StartVerification and
+//! WatchVerification, phones receive the push on WatchRequests and answer
+//! with SubmitProof.
 //!
-//! Proving stays out of the server's figure: the server is embedded with a
-//! fixed challenge source ([`zkid_server::run_with_challenges`], reachable
-//! only through the library API), so each phone's one proof, computed
-//! before the measurement, answers every one of its sessions. The server
-//! still authenticates, reads, verifies and writes everything.
+//! Proving stays out of the server's figure: the server process is started
+//! with a fixed challenge source ([`zkid_server::run_with_challenges`],
+//! reachable only through the library API, never from `zkid-server`), so
+//! each phone's one proof, computed before the measurement, answers every
+//! one of its sessions. The server still authenticates, reads, verifies and
+//! writes everything.
 //!
 //! It reports, per step: sessions per second, latency from proof
-//! submission to the agent's outcome (p50/p99/p999), the shed rate, and the
-//! process's peak RSS (server and load generator share the process). Steps:
-//! closed loops at rising concurrency until throughput stops rising, then
-//! open-loop arrivals at 80% and 150% of the peak. It also measures the
-//! in-process `verify_batch` throughput in the same run, and the customer
-//! flow (push reaching the phone to PASSED at the agent, with a real proof,
-//! on a second server with random challenges) against proving alone.
+//! submission to the agent's outcome (p50/p99/p999), the shed rate, the CPU
+//! time per session of the server process and of the load generator, and
+//! the server process's peak RSS. Steps: closed loops at rising concurrency
+//! until throughput stops rising, then open-loop arrivals at 80% and 150% of
+//! the peak. It also measures, in the same run, the in-process
+//! `verify_batch` throughput, the transport floor (health checks: the
+//! cheapest RPC the server answers), and the customer flow (push reaching
+//! the phone to PASSED at the agent, with a real proof, on a second server
+//! with random challenges) against proving alone.
 //!
 //! ```sh
 //! cargo run --release -p zkid-benches --bin zkid-loadgen -- --help
@@ -82,6 +86,26 @@ struct Args {
     /// Length of each step, seconds.
     #[arg(long, default_value_t = 5.0)]
     step_secs: f64,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Customer flows (push to PASSED with real proving) to time.
+    #[arg(long, default_value_t = 20)]
+    flows: usize,
+    /// Health checks in flight for the transport floor (0: skip it).
+    #[arg(long, default_value_t = 64)]
+    floor_concurrency: usize,
+    /// Internal: run as the server process of a load run, on this data
+    /// directory.
+    #[arg(long, hide = true)]
+    serve_data_dir: Option<std::path::PathBuf>,
+    /// Internal: the server process's fixed challenge, hex.
+    #[arg(long, hide = true)]
+    serve_challenge: Option<String>,
+}
+
+/// The server's settings under test.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
     /// The server's `verifier.queue_capacity`.
     #[arg(long, default_value_t = 64)]
     queue_capacity: usize,
@@ -94,9 +118,6 @@ struct Args {
     /// The server's `max_in_flight_rpcs` (unary RPCs before shedding).
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
-    /// Customer flows (push to PASSED with real proving) to time.
-    #[arg(long, default_value_t = 20)]
-    flows: usize,
 }
 
 /// The load measurement's challenge: one fixed field element, so that a
@@ -124,20 +145,111 @@ async fn connect(addr: std::net::SocketAddr) -> Result<Channel> {
         .await?)
 }
 
-/// The process's peak resident set (VmHWM), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+/// CPU time and peak resident set of a process, from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcessUsage {
+    /// User plus system time of all its threads.
+    cpu: Duration,
+    /// Peak resident set (VmHWM), in MiB.
+    peak_rss_mib: f64,
 }
 
-/// A server running in this process.
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: USER_HZ is part
+/// of Linux's user-space ABI and is 100 on every architecture we run on.
+const USER_HZ: f64 = 100.0;
+
+impl ProcessUsage {
+    /// `pid` of `None` is this process. `None` off Linux or if `/proc`
+    /// cannot be read.
+    fn of(pid: Option<u32>) -> Option<Self> {
+        let dir = match pid {
+            Some(pid) => format!("/proc/{pid}"),
+            None => "/proc/self".to_owned(),
+        };
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
+        // The command name in parentheses may hold spaces: count fields
+        // after its closing parenthesis. utime and stime are fields 14 and
+        // 15, the 12th and 13th after the name.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let mut fields = after_name.split_whitespace().skip(11);
+        let utime: f64 = fields.next()?.parse().ok()?;
+        let stime: f64 = fields.next()?.parse().ok()?;
+        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(Self {
+            cpu: Duration::from_secs_f64((utime + stime) / USER_HZ),
+            peak_rss_mib: kib / 1024.0,
+        })
+    }
+}
+
+/// The server's configuration for a load run: abuse limits lifted (the
+/// load is many customers' worth of sessions from few credentials), the
+/// verifier and in-flight bounds from the command line.
+fn server_config(args: &ServerArgs, data_dir: &std::path::Path) -> Result<Config> {
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: data_dir.to_owned(),
+        agent_sessions_per_minute: 10_000,
+        device_sessions_per_minute: 1000,
+        customer_verifications_per_day: 1000,
+        max_in_flight_rpcs: args.max_in_flight,
+        verifier: VerifierConfig {
+            queue_capacity: args.queue_capacity,
+            max_batch: args.max_batch,
+            batch_window_micros: args.window_micros,
+        },
+        ..Config::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The server side of a load run, in a process of its own (this binary
+/// started with `--serve-data-dir`), so that its CPU time and peak RSS are
+/// its own, not the load generator's. It prints its address on stdout and
+/// shuts down gracefully when stdin closes.
+fn serve(args: &Args, data_dir: &std::path::Path) -> Result<()> {
+    let config = server_config(&args.server, data_dir)?;
+    let challenges: Option<Arc<dyn ChallengeSource>> = match &args.serve_challenge {
+        Some(hex) => {
+            let bytes: [u8; 32] = hex::decode(hex)
+                .context("--serve-challenge is hex")?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--serve-challenge is 32 bytes"))?;
+            Some(Arc::new(FixedChallenge(bytes)))
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            // EOF (or an error) on stdin: the load generator is done or gone.
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = stop.send(());
+        });
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        match challenges {
+            Some(source) => {
+                zkid_server::run_with_challenges(config, listener, shutdown, source).await?
+            }
+            None => zkid_server::run(config, listener, shutdown).await?,
+        }
+        Ok(())
+    })
+}
+
+/// A server running in a child process (see [`serve`]).
 struct Server {
     addr: std::net::SocketAddr,
     config: Config,
-    stop: Option<oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<Result<(), zkid_server::ServerError>>,
+    child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
@@ -145,7 +257,7 @@ impl Server {
     async fn start(
         args: &Args,
         keys_from: Option<&std::path::Path>,
-        challenges: Option<Arc<dyn ChallengeSource>>,
+        challenge: Option<[u8; 32]>,
     ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         if let Some(from) = keys_from {
@@ -158,47 +270,44 @@ impl Server {
                 }
             }
         }
-        let config = Config {
-            listen: "127.0.0.1:0".parse()?,
-            data_dir: dir.path().to_owned(),
-            // The load is many customers' worth of sessions from few
-            // credentials: lift the abuse limits to their maxima.
-            agent_sessions_per_minute: 10_000,
-            device_sessions_per_minute: 1000,
-            customer_verifications_per_day: 1000,
-            max_in_flight_rpcs: args.max_in_flight,
-            verifier: VerifierConfig {
-                queue_capacity: args.queue_capacity,
-                max_batch: args.max_batch,
-                batch_window_micros: args.window_micros,
-            },
-            ..Config::default()
-        };
-        config.validate()?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let handle = match challenges {
-            Some(source) => tokio::spawn(zkid_server::run_with_challenges(
-                config.clone(),
-                listener,
-                shutdown,
-                source,
-            )),
-            None => tokio::spawn(zkid_server::run(config.clone(), listener, shutdown)),
-        };
+        let config = server_config(&args.server, dir.path())?;
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .arg("--serve-data-dir")
+            .arg(dir.path())
+            .args(["--max-in-flight", &args.server.max_in_flight.to_string()])
+            .args(["--queue-capacity", &args.server.queue_capacity.to_string()])
+            .args(["--max-batch", &args.server.max_batch.to_string()])
+            .args(["--window-micros", &args.server.window_micros.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        if let Some(challenge) = challenge {
+            command.args(["--serve-challenge", &hex::encode(challenge)]);
+        }
+        let mut child = command.spawn().context("starting the server process")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        })
+        .await??;
+        let addr = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the server process printed {line:?}, not its address"))?;
         let server = Self {
             addr,
             config,
-            stop: Some(stop),
-            handle,
+            child,
             _dir: dir,
         };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    fn usage(&self) -> ProcessUsage {
+        ProcessUsage::of(Some(self.child.id())).unwrap_or_default()
     }
 
     async fn wait_ready(&self) -> Result<()> {
@@ -220,10 +329,12 @@ impl Server {
     }
 
     async fn stop(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        // Closing its stdin asks the server to shut down.
+        drop(self.child.stdin.take());
+        let status = tokio::task::spawn_blocking(move || self.child.wait()).await??;
+        if !status.success() {
+            bail!("the server process ended with {status}");
         }
-        self.handle.await??;
         Ok(())
     }
 }
@@ -346,6 +457,7 @@ enum Outcome {
 
 /// The agents' side: connections and credentials, used round-robin.
 struct Agents {
+    channels: Vec<Channel>,
     clients: Vec<VerificationClient<Channel>>,
     tokens: Vec<String>,
 }
@@ -487,6 +599,11 @@ struct Step {
     shed: usize,
     failed: usize,
     first_failure: Option<String>,
+    /// CPU time the server process and the load generator spent in it.
+    server_cpu: Duration,
+    generator_cpu: Duration,
+    /// The server process's peak RSS at its end.
+    server_peak_rss_mib: f64,
 }
 
 impl Step {
@@ -519,8 +636,15 @@ impl Step {
         } else {
             100.0 * self.shed as f64 / attempts as f64
         };
+        let per_session = |cpu: Duration| {
+            if self.latencies.is_empty() {
+                f64::NAN
+            } else {
+                cpu.as_secs_f64() * 1e3 / self.latencies.len() as f64
+            }
+        };
         format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.0} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.0} |",
             self.label,
             self.throughput(),
             self.percentile_ms(0.50),
@@ -528,9 +652,73 @@ impl Step {
             self.percentile_ms(0.999),
             shed_rate,
             self.failed,
-            peak_rss_mib().unwrap_or(f64::NAN),
+            per_session(self.server_cpu),
+            per_session(self.generator_cpu),
+            self.server_peak_rss_mib,
         )
     }
+}
+
+/// Runs one step and charges it the CPU time both processes spent in it.
+async fn measured(server: &Server, step: impl std::future::Future<Output = Step>) -> Step {
+    let server_before = server.usage();
+    let own_before = ProcessUsage::of(None).unwrap_or_default();
+    let mut step = step.await;
+    let server_after = server.usage();
+    let own_after = ProcessUsage::of(None).unwrap_or_default();
+    step.server_cpu = server_after.cpu.saturating_sub(server_before.cpu);
+    step.generator_cpu = own_after.cpu.saturating_sub(own_before.cpu);
+    step.server_peak_rss_mib = server_after.peak_rss_mib;
+    step
+}
+
+/// The transport floor: the cheapest RPC the server answers (a health
+/// check: no authentication, no storage), `concurrency` in flight over the
+/// agents' connections for `length`. Returns checks per second and the
+/// server's and the generator's CPU per check.
+async fn transport_floor(
+    server: &Server,
+    agents: &Agents,
+    concurrency: usize,
+    length: Duration,
+) -> Result<(f64, Duration, Duration)> {
+    let server_before = server.usage();
+    let own_before = ProcessUsage::of(None).unwrap_or_default();
+    let begin = Instant::now();
+    let deadline = begin + length;
+    let mut workers = JoinSet::new();
+    for worker in 0..concurrency {
+        let channel = agents.channels[worker % agents.channels.len()].clone();
+        workers.spawn(async move {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let mut checks = 0u64;
+            while Instant::now() < deadline {
+                health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await?;
+                checks += 1;
+            }
+            Ok::<_, tonic::Status>(checks)
+        });
+    }
+    let mut checks = 0u64;
+    while let Some(joined) = workers.join_next().await {
+        checks += joined??;
+    }
+    let elapsed = begin.elapsed();
+    let server_cpu = server.usage().cpu.saturating_sub(server_before.cpu);
+    let own_cpu = ProcessUsage::of(None)
+        .unwrap_or_default()
+        .cpu
+        .saturating_sub(own_before.cpu);
+    let per_check = |cpu: Duration| cpu.div_f64(checks.max(1) as f64);
+    Ok((
+        checks as f64 / elapsed.as_secs_f64(),
+        per_check(server_cpu),
+        per_check(own_cpu),
+    ))
 }
 
 /// The `p` quantile of `samples`, in milliseconds (nearest rank).
@@ -665,12 +853,17 @@ fn in_process_batched(
 }
 
 async fn agents(server: &Server, tenant: &Tenant) -> Result<Arc<Agents>> {
-    let mut clients = Vec::new();
+    let mut channels = Vec::new();
     for _ in 0..8 {
-        clients.push(VerificationClient::new(connect(server.addr).await?));
+        channels.push(connect(server.addr).await?);
     }
     Ok(Arc::new(Agents {
-        clients,
+        clients: channels
+            .iter()
+            .cloned()
+            .map(VerificationClient::new)
+            .collect(),
+        channels,
         tokens: tenant.agents.clone(),
     }))
 }
@@ -723,9 +916,15 @@ async fn customer_flow(
     server.stop().await
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(data_dir) = &args.serve_data_dir {
+        return serve(&args, data_dir);
+    }
+    tokio::runtime::Runtime::new()?.block_on(load(args))
+}
+
+async fn load(args: Args) -> Result<()> {
     if args.phones == 0 || args.concurrency.is_empty() {
         bail!("need at least one phone and one concurrency step");
     }
@@ -736,9 +935,8 @@ async fn main() -> Result<()> {
         );
     }
     let challenge = Fr::from(0x5eed_u64);
-    let source: Arc<dyn ChallengeSource> = Arc::new(FixedChallenge(field_to_bytes(&challenge)));
     eprintln!("starting the server (first start runs the Groth16 setup)...");
-    let server = Server::start(&args, None, Some(source)).await?;
+    let server = Server::start(&args, None, Some(field_to_bytes(&challenge))).await?;
     let key_dir = server.config.key_dir();
     let (pk_path, vk_path) = key_paths(&key_dir, &PinKnowledge::id());
     let pk = CircuitProvingKey::load(&pk_path)?;
@@ -765,7 +963,7 @@ async fn main() -> Result<()> {
 
     eprintln!("measuring in-process verify_batch...");
     let batched = tokio::task::spawn_blocking({
-        let max_batch = args.max_batch;
+        let max_batch = args.server.max_batch;
         move || in_process_batched(&vk, &statements, max_batch, length)
     })
     .await?;
@@ -774,23 +972,34 @@ async fn main() -> Result<()> {
     println!(
         "\nphones {}, queue_capacity {}, max_batch {}, batch_window_micros {}, {} s per step, {} cores, rayon threads {}\n",
         args.phones,
-        args.queue_capacity,
-        args.max_batch,
-        args.window_micros,
+        args.server.queue_capacity,
+        args.server.max_batch,
+        args.server.window_micros,
         args.step_secs,
         std::thread::available_parallelism().map_or(0, usize::from),
         rayon::current_num_threads(),
     );
     println!(
         "in-process verify_batch (batches of {}): {batched:.0} proofs/s\n",
-        args.max_batch
+        args.server.max_batch
     );
-    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | peak RSS MiB |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    if args.floor_concurrency > 0 {
+        let (rate, server_cpu, own_cpu) =
+            transport_floor(&server, &agents, args.floor_concurrency, length).await?;
+        println!(
+            "transport floor: {rate:.0} health checks/s at {} in flight; CPU per check: server {:.1} us, load generator {:.1} us\n",
+            args.floor_concurrency,
+            server_cpu.as_secs_f64() * 1e6,
+            own_cpu.as_secs_f64() * 1e6,
+        );
+    }
+    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. RSS: the server process's peak.\n");
+    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server peak RSS MiB |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut peak = 0.0f64;
     let mut failures = Vec::new();
     for &concurrency in &args.concurrency {
-        let step = closed_loop(&agents, &pool, concurrency, length).await;
+        let step = measured(&server, closed_loop(&agents, &pool, concurrency, length)).await;
         println!("{}", step.row());
         if let Some(why) = &step.first_failure {
             failures.push(format!("{}: {why}", step.label));
@@ -798,7 +1007,7 @@ async fn main() -> Result<()> {
         peak = peak.max(step.throughput());
     }
     for share in [0.8, 1.5] {
-        let step = open_loop(&agents, &pool, share * peak, length).await;
+        let step = measured(&server, open_loop(&agents, &pool, share * peak, length)).await;
         println!("{}", step.row());
         if let Some(why) = &step.first_failure {
             failures.push(format!("{}: {why}", step.label));

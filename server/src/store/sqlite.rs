@@ -29,6 +29,7 @@ use crate::domain::{
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 mod certificate;
+mod checkpoint;
 mod group;
 
 pub use group::GroupCommitStats;
@@ -41,6 +42,8 @@ use group::{GroupCommit, Write, Written};
 pub struct SqliteStore {
     pool: SqlitePool,
     group: GroupCommit,
+    /// Only for a database file: an in-memory one has no WAL.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -79,9 +82,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Checkpoints run beside the writes, not inside a commit
+            // (`checkpoint`).
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            // The group-commit writer, the checkpointer and readers.
+            .max_connections(5)
             // A connection to a local file has nothing to test: sqlx's
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
@@ -89,7 +96,11 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        let store = Self::migrated(pool).await?;
+        Ok(Self {
+            _checkpointer: Some(checkpoint::Checkpointer::start(store.pool.clone())),
+            ..store
+        })
     }
 
     /// A private in-memory database (for tests).
@@ -118,6 +129,7 @@ impl SqliteStore {
         Ok(Self {
             group: GroupCommit::start(pool.clone()),
             pool,
+            _checkpointer: None,
         })
     }
 

@@ -18,7 +18,7 @@ use zkid_server::{
         SessionId, TenantId, Timestamp,
     },
     domain::{AuditAppend, Store},
-    store::SqliteStore,
+    store::{GroupCommitStats, SqliteStore},
 };
 
 async fn raw(config: &Config) -> SqliteConnection {
@@ -479,10 +479,17 @@ async fn hold_write_lock(config: &Config) -> SqliteConnection {
     db
 }
 
-/// Waits until `n` writes wait for the group-commit writer.
-async fn until_queued(store: &SqliteStore, n: u64) {
+/// Waits until `n` writes since `before` are with the group-commit writer:
+/// queued, or already taken into the group it is trying to commit (the
+/// writer drains what is queued before it begins, so a group stuck behind a
+/// held lock may hold several).
+async fn until_queued(store: &SqliteStore, before: &GroupCommitStats, n: u64) {
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while store.group_commit_stats().queued < n {
+        loop {
+            let now = store.group_commit_stats();
+            if now.queued + (now.writes - before.writes) >= n {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     })
@@ -538,7 +545,7 @@ async fn concurrent_sessions_share_transactions_and_keep_the_chain_intact() {
             store.resolve_session(&session.id, &resolution, &keys).await
         });
     }
-    until_queued(&store, SESSIONS as u64 - 1).await;
+    until_queued(&store, &before, SESSIONS as u64).await;
     exec(&mut lock, "COMMIT").await;
     let mut passed = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -604,7 +611,7 @@ async fn a_write_that_fails_in_a_group_fails_alone_and_the_others_commit() {
             (n, result)
         });
     }
-    until_queued(&store, WRITES as u64 - 1).await;
+    until_queued(&store, &before, WRITES as u64).await;
     exec(&mut db, "COMMIT").await;
     while let Some(joined) = tasks.join_next().await {
         let (n, result) = joined.expect("task");

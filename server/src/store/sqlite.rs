@@ -29,7 +29,6 @@ use crate::domain::{
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 mod certificate;
-mod checkpoint;
 mod group;
 
 pub use group::GroupCommitStats;
@@ -42,8 +41,6 @@ use group::{GroupCommit, Write, Written};
 pub struct SqliteStore {
     pool: SqlitePool,
     group: GroupCommit,
-    /// Only for a database file: an in-memory one has no WAL.
-    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -82,13 +79,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            // Checkpoints run beside the writes, not inside a commit
-            // (`checkpoint`).
-            .pragma("wal_autocheckpoint", "0");
+            .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            // The group-commit writer, the checkpointer and readers.
-            .max_connections(5)
+            .max_connections(4)
             // A connection to a local file has nothing to test: sqlx's
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
@@ -96,11 +89,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        let store = Self::migrated(pool).await?;
-        Ok(Self {
-            _checkpointer: Some(checkpoint::Checkpointer::start(store.pool.clone())),
-            ..store
-        })
+        Self::migrated(pool).await
     }
 
     /// A private in-memory database (for tests).
@@ -129,7 +118,6 @@ impl SqliteStore {
         Ok(Self {
             group: GroupCommit::start(pool.clone()),
             pool,
-            _checkpointer: None,
         })
     }
 

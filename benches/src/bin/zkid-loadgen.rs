@@ -659,16 +659,35 @@ impl Step {
     }
 }
 
-/// Runs one step and charges it the CPU time both processes spent in it.
-async fn measured(server: &Server, step: impl std::future::Future<Output = Step>) -> Step {
+/// CPU time the server process and this one spent, and the server's peak
+/// RSS at the end.
+struct Charged {
+    server_cpu: Duration,
+    generator_cpu: Duration,
+    server_peak_rss_mib: f64,
+}
+
+/// Runs `work` and charges it the CPU time both processes spent meanwhile.
+async fn charged<T>(server: &Server, work: impl std::future::Future<Output = T>) -> (T, Charged) {
     let server_before = server.usage();
     let own_before = ProcessUsage::of(None).unwrap_or_default();
-    let mut step = step.await;
+    let output = work.await;
     let server_after = server.usage();
     let own_after = ProcessUsage::of(None).unwrap_or_default();
-    step.server_cpu = server_after.cpu.saturating_sub(server_before.cpu);
-    step.generator_cpu = own_after.cpu.saturating_sub(own_before.cpu);
-    step.server_peak_rss_mib = server_after.peak_rss_mib;
+    let charge = Charged {
+        server_cpu: server_after.cpu.saturating_sub(server_before.cpu),
+        generator_cpu: own_after.cpu.saturating_sub(own_before.cpu),
+        server_peak_rss_mib: server_after.peak_rss_mib,
+    };
+    (output, charge)
+}
+
+/// Runs one step and charges it the CPU time both processes spent in it.
+async fn measured(server: &Server, step: impl std::future::Future<Output = Step>) -> Step {
+    let (mut step, charge) = charged(server, step).await;
+    step.server_cpu = charge.server_cpu;
+    step.generator_cpu = charge.generator_cpu;
+    step.server_peak_rss_mib = charge.server_peak_rss_mib;
     step
 }
 
@@ -682,42 +701,40 @@ async fn transport_floor(
     concurrency: usize,
     length: Duration,
 ) -> Result<(f64, Duration, Duration)> {
-    let server_before = server.usage();
-    let own_before = ProcessUsage::of(None).unwrap_or_default();
     let begin = Instant::now();
     let deadline = begin + length;
-    let mut workers = JoinSet::new();
-    for worker in 0..concurrency {
-        let channel = agents.channels[worker % agents.channels.len()].clone();
-        workers.spawn(async move {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let mut checks = 0u64;
-            while Instant::now() < deadline {
-                health
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await?;
-                checks += 1;
-            }
-            Ok::<_, tonic::Status>(checks)
-        });
-    }
-    let mut checks = 0u64;
-    while let Some(joined) = workers.join_next().await {
-        checks += joined??;
-    }
+    let (checks, charge) = charged(server, async {
+        let mut workers = JoinSet::new();
+        for worker in 0..concurrency {
+            let channel = agents.channels[worker % agents.channels.len()].clone();
+            workers.spawn(async move {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let mut checks = 0u64;
+                while Instant::now() < deadline {
+                    health
+                        .check(tonic_health::pb::HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await?;
+                    checks += 1;
+                }
+                Ok::<_, tonic::Status>(checks)
+            });
+        }
+        let mut checks = 0u64;
+        while let Some(joined) = workers.join_next().await {
+            checks += joined??;
+        }
+        Ok::<_, anyhow::Error>(checks)
+    })
+    .await;
+    let checks = checks?;
     let elapsed = begin.elapsed();
-    let server_cpu = server.usage().cpu.saturating_sub(server_before.cpu);
-    let own_cpu = ProcessUsage::of(None)
-        .unwrap_or_default()
-        .cpu
-        .saturating_sub(own_before.cpu);
     let per_check = |cpu: Duration| cpu.div_f64(checks.max(1) as f64);
     Ok((
         checks as f64 / elapsed.as_secs_f64(),
-        per_check(server_cpu),
-        per_check(own_cpu),
+        per_check(charge.server_cpu),
+        per_check(charge.generator_cpu),
     ))
 }
 

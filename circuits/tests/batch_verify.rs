@@ -246,3 +246,47 @@ fn large_batches_under_two_keys_verify_on_any_number_of_workers() {
         }
     }
 }
+
+#[test]
+fn every_kind_of_bad_proof_is_named_in_a_large_batch_on_any_number_of_workers() {
+    // A proof that fails to decode, one whose B is outside G2 (caught by
+    // the affine loop of one worker's share) and a false one (found by
+    // bisection), in different workers' shares, each keep their own
+    // verdict, and every other proof is accepted.
+    let mut proofs: Vec<_> = (0..30).map(|i| pin_proof(1000 + i, i)).collect();
+    proofs[3].0.truncate(100);
+    with_b_outside_g2(&mut proofs[17].0, 1100);
+    proofs[26].1[1] = field_to_bytes(&Fr::from(31337u64));
+    let keys = pin_keys();
+    let batch = items(&keys.key_id, &proofs);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let verdicts = pool.install(|| keys.verifier.verify_batch(&batch));
+        for (i, verdict) in verdicts.iter().enumerate() {
+            match i {
+                3 => assert!(
+                    matches!(verdict, Verdict::Rejected(Rejection::MalformedProof(_))),
+                    "{threads} threads: {verdict:?}"
+                ),
+                17 => assert_eq!(
+                    *verdict,
+                    Verdict::Rejected(Rejection::MalformedProof(
+                        zkid_circuits::encoding::ProofDecodeError::NotInSubgroup(
+                            zkid_circuits::encoding::ProofPoint::B
+                        )
+                    )),
+                    "{threads} threads"
+                ),
+                26 => assert_eq!(
+                    *verdict,
+                    Verdict::Rejected(Rejection::InvalidProof),
+                    "{threads} threads"
+                ),
+                _ => assert_eq!(*verdict, Verdict::Accepted, "{threads} threads, proof {i}"),
+            }
+        }
+    }
+}

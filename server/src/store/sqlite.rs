@@ -1,6 +1,6 @@
 //! The SQLite store.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -29,6 +29,7 @@ use crate::domain::{
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 mod certificate;
+mod checkpoint;
 mod group;
 
 pub use group::GroupCommitStats;
@@ -73,15 +74,25 @@ impl SqliteStore {
     /// # Errors
     /// The database cannot be opened or migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_restarting_at(path, checkpoint::RESTART_FRAMES).await
+    }
+
+    /// [`SqliteStore::open`], starting the WAL over once it holds
+    /// `restart_frames` pages (module `checkpoint`).
+    async fn open_restarting_at(path: &Path, restart_frames: u64) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(checkpoint::BUSY_TIMEOUT)
+            // Checkpoints run beside the commits, not inside one
+            // (`checkpoint`).
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            // Readers, the group-commit writer and the passive checkpoints.
+            .max_connections(5)
             // A connection to a local file has nothing to test: sqlx's
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
@@ -89,7 +100,8 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        let checkpoints = checkpoint::Checkpoints::start(pool.clone(), restart_frames);
+        Self::migrated(pool, Some(checkpoints)).await
     }
 
     /// A private in-memory database (for tests).
@@ -107,16 +119,20 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        // An in-memory database has no WAL.
+        Self::migrated(pool, None).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrated(
+        pool: SqlitePool,
+        checkpoints: Option<Arc<checkpoint::Checkpoints>>,
+    ) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(Self {
-            group: GroupCommit::start(pool.clone()),
+            group: GroupCommit::start(pool.clone(), checkpoints),
             pool,
         })
     }

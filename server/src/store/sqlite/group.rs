@@ -34,7 +34,9 @@ use std::sync::{
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{backend, corrupt, hash32, insert_session_in, resolve_in, BEGIN_WRITE};
+use super::{
+    backend, checkpoint::Checkpoints, corrupt, hash32, insert_session_in, resolve_in, BEGIN_WRITE,
+};
 use crate::domain::{
     audit::{AuditEvent, AuditRecord},
     keyring::KeyRing,
@@ -111,10 +113,12 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     /// Starts the writer on `pool`. It stops when the last handle is
     /// dropped.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    /// With `checkpoints`, the writer starts the WAL over between groups
+    /// when it is due (module `checkpoint`).
+    pub(super) fn start(pool: SqlitePool, checkpoints: Option<Arc<Checkpoints>>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(writer(pool, queue, Arc::clone(&counters)));
+        tokio::spawn(writer(pool, queue, Arc::clone(&counters), checkpoints));
         Self { jobs, counters }
     }
 
@@ -148,7 +152,12 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, counters: Arc<Counters>) {
+async fn writer(
+    pool: SqlitePool,
+    mut queue: mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+    checkpoints: Option<Arc<Checkpoints>>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.recv().await {
         group.push(first);
@@ -159,6 +168,9 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, counters: Arc<
             }
         }
         commit_group(&pool, &mut group, &counters).await;
+        if let Some(checkpoints) = &checkpoints {
+            checkpoints.restart_if_due(&pool).await;
+        }
     }
 }
 

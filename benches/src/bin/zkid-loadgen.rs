@@ -18,7 +18,8 @@
 //! It reports, per step: sessions per second, latency from proof
 //! submission to the agent's outcome (p50/p99/p999), the shed rate, the CPU
 //! time per session of the server process and of the load generator, and
-//! the server process's peak RSS. Steps: closed loops at rising concurrency
+//! the server process's peak RSS and the size of its SQLite write-ahead log
+//! (the file keeps its largest size while the server runs). Steps: closed loops at rising concurrency
 //! until throughput stops rising, then open-loop arrivals at 80% and 150% of
 //! the peak. It also measures, in the same run, the in-process
 //! `verify_batch` throughput, the transport floor (health checks: the
@@ -308,6 +309,15 @@ impl Server {
 
     fn usage(&self) -> ProcessUsage {
         ProcessUsage::of(Some(self.child.id())).unwrap_or_default()
+    }
+
+    /// The size of the database's write-ahead log, in MiB: SQLite writes
+    /// it from the start again after each restart checkpoint but does not
+    /// shrink it, so this is the largest it has been.
+    fn wal_mib(&self) -> f64 {
+        let mut wal = self.config.database_path().into_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
     }
 
     async fn wait_ready(&self) -> Result<()> {
@@ -604,6 +614,8 @@ struct Step {
     generator_cpu: Duration,
     /// The server process's peak RSS at its end.
     server_peak_rss_mib: f64,
+    /// The server's write-ahead log at its end.
+    wal_mib: f64,
 }
 
 impl Step {
@@ -644,7 +656,7 @@ impl Step {
             }
         };
         format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.0} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.0} | {:.1} |",
             self.label,
             self.throughput(),
             self.percentile_ms(0.50),
@@ -655,16 +667,18 @@ impl Step {
             per_session(self.server_cpu),
             per_session(self.generator_cpu),
             self.server_peak_rss_mib,
+            self.wal_mib,
         )
     }
 }
 
 /// CPU time the server process and this one spent, and the server's peak
-/// RSS at the end.
+/// RSS and write-ahead log at the end.
 struct Charged {
     server_cpu: Duration,
     generator_cpu: Duration,
     server_peak_rss_mib: f64,
+    wal_mib: f64,
 }
 
 /// Runs `work` and charges it the CPU time both processes spent meanwhile.
@@ -678,6 +692,7 @@ async fn charged<T>(server: &Server, work: impl std::future::Future<Output = T>)
         server_cpu: server_after.cpu.saturating_sub(server_before.cpu),
         generator_cpu: own_after.cpu.saturating_sub(own_before.cpu),
         server_peak_rss_mib: server_after.peak_rss_mib,
+        wal_mib: server.wal_mib(),
     };
     (output, charge)
 }
@@ -688,6 +703,7 @@ async fn measured(server: &Server, step: impl std::future::Future<Output = Step>
     step.server_cpu = charge.server_cpu;
     step.generator_cpu = charge.generator_cpu;
     step.server_peak_rss_mib = charge.server_peak_rss_mib;
+    step.wal_mib = charge.wal_mib;
     step
 }
 
@@ -1010,9 +1026,9 @@ async fn load(args: Args) -> Result<()> {
             own_cpu.as_secs_f64() * 1e6,
         );
     }
-    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. RSS: the server process's peak.\n");
-    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server peak RSS MiB |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. RSS: the server process's peak. WAL: the largest size of the server's SQLite write-ahead log so far.\n");
+    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server peak RSS MiB | WAL MiB |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut peak = 0.0f64;
     let mut failures = Vec::new();
     for &concurrency in &args.concurrency {

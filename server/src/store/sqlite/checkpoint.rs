@@ -236,12 +236,20 @@ mod tests {
         }
     }
 
-    async fn audit_rows(pool: &SqlitePool) -> i64 {
+    async fn try_audit_rows(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(pool)
             .await
-            .expect("count")
     }
+
+    async fn audit_rows(pool: &SqlitePool) -> i64 {
+        try_audit_rows(pool).await.expect("count")
+    }
+
+    const WRITERS: usize = 16;
+    const WRITES: usize = 250;
+    /// Records appended by one run of [`grouped_writes`].
+    const TOTAL: i64 = (WRITERS * WRITES) as i64;
 
     /// What one run of [`grouped_writes`] left behind.
     struct Run {
@@ -257,8 +265,6 @@ mod tests {
     /// beside the writes: a restart must wait for readers, not skip
     /// forever.
     async fn grouped_writes(restart_frames: u64) -> Run {
-        const WRITERS: usize = 16;
-        const WRITES: usize = 250;
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("zkid.sqlite3");
         let store = SqliteStore::open_restarting_at(&path, restart_frames)
@@ -304,8 +310,7 @@ mod tests {
         }
         done.store(true, Ordering::Relaxed);
         reader.await.expect("reader");
-        let total = i64::try_from(WRITERS * WRITES).expect("small");
-        assert_eq!(audit_rows(&store.pool).await, total, "no write lost");
+        assert_eq!(audit_rows(&store.pool).await, TOTAL, "no write lost");
         let wal_bytes = std::fs::metadata(dir.path().join("zkid.sqlite3-wal"))
             .expect("WAL file")
             .len();
@@ -342,22 +347,19 @@ mod tests {
             .filename(restarting.dir.path().join("zkid.sqlite3"))
             .read_only(true)
             .immutable(true);
-        let total = audit_rows(&restarting.store.pool).await;
         let deadline = tokio::time::Instant::now() + PASSIVE_PAUSE * 40;
         loop {
             let pool = SqlitePool::connect_with(file_only.clone())
                 .await
                 .expect("read the file");
-            let rows: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-                .fetch_one(&pool)
-                .await;
+            let rows = try_audit_rows(&pool).await;
             pool.close().await;
-            if rows.as_ref().is_ok_and(|rows| *rows == total) {
+            if rows.as_ref().is_ok_and(|rows| *rows == TOTAL) {
                 break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the database file holds {rows:?} of {total} rows"
+                "the database file holds {rows:?} of {TOTAL} rows"
             );
             tokio::time::sleep(PASSIVE_PAUSE).await;
         }

@@ -482,19 +482,20 @@ async fn hold_write_lock(config: &Config) -> SqliteConnection {
 /// Waits until `n` writes since `before` are with the group-commit writer:
 /// queued, or already taken into the group it is trying to commit (the
 /// writer drains what is queued before it begins, so a group stuck behind a
-/// held lock may hold several).
-async fn until_queued(store: &SqliteStore, before: &GroupCommitStats, n: u64) {
+/// held lock may hold several). Returns how many that group holds.
+async fn until_queued(store: &SqliteStore, before: &GroupCommitStats, n: u64) -> u64 {
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             let now = store.group_commit_stats();
-            if now.queued + (now.writes - before.writes) >= n {
-                break;
+            let taken = now.writes - before.writes;
+            if now.queued + taken >= n {
+                break taken;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     })
     .await
-    .expect("writes queued in time");
+    .expect("writes queued in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +546,10 @@ async fn concurrent_sessions_share_transactions_and_keep_the_chain_intact() {
             store.resolve_session(&session.id, &resolution, &keys).await
         });
     }
-    until_queued(&store, &before, SESSIONS as u64).await;
+    // The writer took the first writes to arrive (one, or a few when
+    // they arrived together) before it found the lock held; the rest
+    // queued behind them.
+    let stuck = until_queued(&store, &before, SESSIONS as u64).await;
     exec(&mut lock, "COMMIT").await;
     let mut passed = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -566,7 +570,10 @@ async fn concurrent_sessions_share_transactions_and_keep_the_chain_intact() {
         transactions < writes,
         "{transactions} transactions for {writes} writes"
     );
-    assert!(after.largest_group >= SESSIONS as u64 - 1, "{after:?}");
+    assert!(
+        after.largest_group >= SESSIONS as u64 - stuck,
+        "{stuck} writes stuck first; {after:?}"
+    );
     assert_eq!(after.groups_retried, before.groups_retried);
     store.close().await;
 

@@ -27,7 +27,7 @@
 //! | `change_revert_secs` | 259200 | how long a customer can revert an enrollment or credential change; level-3 operations are refused meanwhile (60..=2592000) |
 //! | `verifier.queue_capacity` | 1024 | proof submissions that may wait for verification; more are shed with RESOURCE_EXHAUSTED (1..=1000000) |
 //! | `verifier.max_batch` | 16 | proofs verified together in one batch (1..=4096) |
-//! | `verifier.batch_window_micros` | 0 | how long a batch already holding several submissions may wait for more; a lone proof never waits (0..=100000) |
+//! | `verifier.batch_window_micros` | 0 | how long after its oldest submission a batch may wait for more, when submissions arrive faster than one per window or the batch already holds several; a lone proof at low load never waits (0..=100000) |
 //! | `operator_assertion_ttl_secs` | 60 | how long an operator login assertion may be relied on (1..=3600) |
 //! | `tls.cert`, `tls.key` | unset | PEM server certificate chain and key: enables TLS |
 //! | `tls.client_ca` | unset | PEM CA bundle: the server asks for client certificates and verifies them against it (mTLS); needs `tls.cert` and `tls.key` |
@@ -128,7 +128,7 @@ pub struct VerifierConfig {
     pub queue_capacity: usize,
     /// Proofs per batch.
     pub max_batch: usize,
-    /// Extra wait of a batch that shows load, microseconds.
+    /// How long a batch may wait for more under load, microseconds.
     pub batch_window_micros: u64,
 }
 

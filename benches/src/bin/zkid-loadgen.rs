@@ -111,10 +111,10 @@ struct ServerArgs {
     #[arg(long, default_value_t = 64)]
     queue_capacity: usize,
     /// The server's `verifier.max_batch` (default: the server's).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = VerifierConfig::default().max_batch)]
     max_batch: usize,
-    /// The server's `verifier.batch_window_micros`.
-    #[arg(long, default_value_t = 0)]
+    /// The server's `verifier.batch_window_micros` (default: the server's).
+    #[arg(long, default_value_t = VerifierConfig::default().batch_window_micros)]
     window_micros: u64,
     /// The server's `max_in_flight_rpcs` (unary RPCs before shedding).
     #[arg(long, default_value_t = 256)]

@@ -16,10 +16,15 @@
 //! - at low load a lone proof finds nothing in flight and an empty queue
 //!   and is verified at once, alone (a batch of one is the plain check);
 //! - under load, proofs that arrive while a batch is verified wait in the
-//!   queue and form the next batch by themselves; the optional window
-//!   ([`BatchSettings::window`]) lets a batch that already holds more than
-//!   one submission wait a little longer to fill up, and never delays a lone
-//!   proof;
+//!   queue and form the next batch by themselves;
+//! - when submissions arrive faster than one per [`BatchSettings::window`]
+//!   (an estimate from the gaps between recent submissions), or a batch
+//!   already holds more than one, the batch waits for more until the window
+//!   has passed since its oldest submission or it is full. Without that, a
+//!   steady stream that never overlaps a batch in flight is verified one
+//!   proof at a time, each paying a batch's fixed cost (the final
+//!   exponentiation and the key's own pairing terms, about 0.75 ms of the
+//!   1 ms a lone proof costs) for 0.27 ms of per-proof work;
 //! - an invalid proof costs the valid ones of its batch only the bisection
 //!   (about `2 log2 N` batch checks), not a wait for a retry;
 //! - when the queue is full, [`ProofChecker::verify`] fails at once with
@@ -66,8 +71,9 @@ pub struct BatchSettings {
     /// Proofs in one batch. A batch stops taking submissions once it holds
     /// this many proofs (the last submission may carry it a little over).
     pub max_batch: usize,
-    /// How long a batch that already holds more than one submission may
-    /// wait for more before it is verified. Zero: never wait.
+    /// How long after its oldest submission a batch may wait for more,
+    /// when the load shows more are coming (see the module docs). Zero:
+    /// never wait.
     pub window: Duration,
 }
 
@@ -83,6 +89,10 @@ impl Default for BatchSettings {
             // load"). A batch of 16 still costs 0.32 ms per proof on one
             // thread, against 0.24 ms at 64 and 0.79 ms alone.
             max_batch: 16,
+            // Under load the batch in flight already gathers 3 to 6 proofs
+            // per batch; a 4 ms window took that to 4 to 7 and moved
+            // neither the server's CPU per session nor the p99 beyond the
+            // spread between runs (benches/RESULTS.md, 2026-12-03).
             window: Duration::ZERO,
         }
     }
@@ -94,6 +104,42 @@ type Reply = oneshot::Sender<Result<Vec<Verdict>, DomainError>>;
 struct Job {
     items: Vec<ProofItem>,
     reply: Reply,
+    submitted: Instant,
+}
+
+/// How often submissions arrive: a moving average of the gaps between
+/// them, as the dispatcher takes them from the queue in submission order.
+struct ArrivalGaps {
+    mean: Duration,
+    last: Option<Instant>,
+    /// Longer gaps count as this long, so that an idle spell reads as low
+    /// load without needing many arrivals to be forgotten.
+    cap: Duration,
+}
+
+impl ArrivalGaps {
+    fn new(window: Duration) -> Self {
+        let cap = window.saturating_mul(4);
+        Self {
+            mean: cap,
+            last: None,
+            cap,
+        }
+    }
+
+    fn record(&mut self, submitted: Instant) {
+        if let Some(last) = self.last {
+            let gap = submitted.saturating_duration_since(last).min(self.cap);
+            // Weight 1/4: a burst is recognised within about five arrivals.
+            self.mean = (self.mean * 3 + gap) / 4;
+        }
+        self.last = Some(self.last.map_or(submitted, |last| last.max(submitted)));
+    }
+
+    /// Whether at least one more submission is due within `window`.
+    fn more_due_within(&self, window: Duration) -> bool {
+        self.mean < window
+    }
 }
 
 /// Batches verified at the same time (see the module docs).
@@ -195,7 +241,12 @@ impl ProofChecker {
             return Ok(Vec::new());
         }
         let (reply, verdicts) = oneshot::channel();
-        match self.queue.try_send(Job { items, reply }) {
+        let job = Job {
+            items,
+            reply,
+            submitted: Instant::now(),
+        };
+        match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("proof queue full: submission shed");
@@ -254,28 +305,38 @@ struct Dispatcher {
 
 impl Dispatcher {
     fn run(self) {
+        let window = self.settings.window;
+        let mut gaps = ArrivalGaps::new(window);
         // `recv` fails once every sender (every ProofChecker clone) is gone.
         while let Ok(first) = self.jobs.recv() {
+            gaps.record(first.submitted);
             // Whatever arrives while we wait for a slot joins this batch.
             self.slots.acquire();
             let mut proofs = first.items.len();
+            let deadline = first.submitted + window;
             let mut batch = vec![first];
             while proofs < self.settings.max_batch {
                 match self.jobs.try_recv() {
                     Ok(job) => {
+                        gaps.record(job.submitted);
                         proofs += job.items.len();
                         batch.push(job);
                     }
                     Err(_) => break,
                 }
             }
-            // Only a batch that shows load waits: a lone proof goes at once.
-            if batch.len() > 1 && !self.settings.window.is_zero() {
-                let deadline = Instant::now() + self.settings.window;
+            // A lone proof at low load goes at once; one that is part of a
+            // stream waits for the stream's next proofs.
+            let wait = !window.is_zero() && (batch.len() > 1 || gaps.more_due_within(window));
+            if wait {
                 while proofs < self.settings.max_batch {
                     let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
                     match self.jobs.recv_timeout(left) {
                         Ok(job) => {
+                            gaps.record(job.submitted);
                             proofs += job.items.len();
                             batch.push(job);
                         }
@@ -403,6 +464,71 @@ mod tests {
             .expect("a lone proof must not wait for the 30 s window")
             .expect("verified");
         assert_eq!(verdicts, vec![Verdict::Accepted]);
+    }
+
+    #[test]
+    fn arrival_gaps_read_a_stream_as_load_and_an_idle_spell_as_none() {
+        let window = Duration::from_millis(4);
+        let mut gaps = ArrivalGaps::new(window);
+        let start = Instant::now();
+        gaps.record(start);
+        assert!(!gaps.more_due_within(window), "one arrival is no stream");
+        let mut at = start;
+        for _ in 0..6 {
+            at += Duration::from_millis(1);
+            gaps.record(at);
+        }
+        assert!(
+            gaps.more_due_within(window),
+            "one per millisecond is a stream"
+        );
+        for _ in 0..6 {
+            at += Duration::from_secs(1);
+            gaps.record(at);
+        }
+        assert!(!gaps.more_due_within(window), "one per second is low load");
+        // Out-of-order stamps from racing submitters do not move time back.
+        gaps.record(at - Duration::from_secs(5));
+        assert!(!gaps.more_due_within(window));
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_lone_proofs_is_gathered_into_batches() {
+        let proof = item(1, 10);
+        // Proofs spaced well apart from each other's verification, so that
+        // none overlaps a batch in flight: without the window each would
+        // be a batch of its own.
+        let calibrate = ProofChecker::new(verifier());
+        let started = Instant::now();
+        calibrate
+            .verify(vec![proof.clone()])
+            .await
+            .expect("verified");
+        let spacing = (started.elapsed() * 3).max(Duration::from_millis(10));
+        let window = spacing * 10;
+        let checker = ProofChecker::with_settings(verifier(), settings(64, 64, window));
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            let checker = checker.clone();
+            let proof = proof.clone();
+            pending.push(tokio::spawn(async move {
+                let submitted = Instant::now();
+                let verdicts = checker.verify(vec![proof]).await;
+                (verdicts, submitted.elapsed())
+            }));
+            tokio::time::sleep(spacing).await;
+        }
+        for task in pending {
+            let (verdicts, waited) = task.await.expect("task");
+            assert_eq!(verdicts.expect("verified"), vec![Verdict::Accepted]);
+            // The window counts from the submission: no proof waits a
+            // window and then a batch's wait on top.
+            assert!(waited < window + spacing * 2, "waited {waited:?}");
+        }
+        let batches = checker.batches.load(std::sync::atomic::Ordering::SeqCst);
+        // The first few arrivals go alone while the estimate learns the
+        // stream; the rest wait for one another.
+        assert!(batches <= 12, "20 proofs in {batches} batches");
     }
 
     #[tokio::test]

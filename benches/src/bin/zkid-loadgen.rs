@@ -69,6 +69,11 @@ use zkid_server::{
     keys::key_paths,
 };
 
+// The served process runs this binary, so it takes zkid-server's allocator
+// (see there) to be measured as zkid-server runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     about = "Drives the zkid server over real gRPC on loopback and reports throughput, latency, shedding and RSS"

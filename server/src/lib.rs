@@ -200,6 +200,18 @@ async fn start_engine(
     Ok((Arc::new(engine), store))
 }
 
+/// Starts rayon's global pool, where proofs are verified, with its threads
+/// named `zkid-verify-N`. Unnamed, they take the name of the thread that
+/// first used the pool (a tokio worker), and `top -H` or a profile then
+/// counts verification as async work. Call it before anything uses rayon;
+/// once the pool runs, this returns false and changes nothing.
+pub fn name_verification_threads() -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("zkid-verify-{index}"))
+        .build_global()
+        .is_ok()
+}
+
 /// Serves zkid on `listener` until `shutdown` completes, then finishes the
 /// RPCs in flight (open streams end) and returns.
 ///

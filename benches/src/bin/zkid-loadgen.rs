@@ -957,6 +957,7 @@ async fn customer_flow(
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(data_dir) = &args.serve_data_dir {
+        zkid_server::name_verification_threads();
         return serve(&args, data_dir);
     }
     tokio::runtime::Runtime::new()?.block_on(load(args))

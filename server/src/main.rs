@@ -209,7 +209,6 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    zkid_server::name_verification_threads();
     match real_main(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -224,6 +223,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         // The narration is the demo's output; the server's own log lines
         // would drown it, so only warnings and errors by default.
         install_tracing("warn");
+        zkid_server::name_verification_threads();
         // On Ctrl-C the demo's future is dropped, and with it the
         // temporary directory.
         tokio::select! {
@@ -238,6 +238,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         // Run above, before the configuration is loaded: it uses none.
         Command::Demo => {}
         Command::Serve => {
+            zkid_server::name_verification_threads();
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;

@@ -31,9 +31,11 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 mod certificate;
 mod checkpoint;
 mod group;
+mod readers;
 
 pub use group::GroupCommitStats;
 use group::{GroupCommit, Write, Written};
+use readers::{ReadConnection, Readers};
 
 /// The SQLite implementation of [`Store`]. A session's start, its push
 /// delivery and its resolution go through group commit ([`group`]): under
@@ -42,6 +44,9 @@ use group::{GroupCommit, Write, Written};
 pub struct SqliteStore {
     pool: SqlitePool,
     group: GroupCommit,
+    /// Single-statement reads, off the pool (module `readers`); `None` for
+    /// an in-memory database, whose one pool connection is the database.
+    readers: Option<Arc<Readers>>,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -97,11 +102,15 @@ impl SqliteStore {
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::start(pool.clone(), restart_frames);
-        Self::migrated(pool, Some(checkpoints)).await
+        let mut store = Self::migrated(pool, Some(checkpoints)).await?;
+        // Opened once the file is in WAL mode and migrated: a read-only
+        // connection can do neither.
+        store.readers = Some(Arc::new(Readers::open(&options, readers::READERS).await?));
+        Ok(store)
     }
 
     /// A private in-memory database (for tests).
@@ -134,7 +143,22 @@ impl SqliteStore {
         Ok(Self {
             group: GroupCommit::start(pool.clone(), checkpoints),
             pool,
+            readers: None,
         })
+    }
+
+    /// A connection for one autocommit read statement. Never begin a
+    /// transaction on it.
+    async fn reader(&self) -> Result<ReadConnection<'_>, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.get().await.map(ReadConnection::Reserved),
+            None => self
+                .pool
+                .acquire()
+                .await
+                .map(ReadConnection::Pooled)
+                .map_err(backend),
+        }
     }
 
     /// The group commit's counters: writes, and the transactions they took.
@@ -142,8 +166,11 @@ impl SqliteStore {
         self.group.stats()
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the readers, then the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -511,7 +538,7 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let row = sqlx::query("SELECT id, display_name, created_at FROM tenants WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -541,7 +568,7 @@ impl Store for SqliteStore {
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query("SELECT * FROM credentials WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -586,7 +613,7 @@ impl Store for SqliteStore {
             "SELECT * FROM credentials WHERE tenant_id = ? AND scope = 'full' ORDER BY created_at",
         )
         .bind(tenant.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -722,7 +749,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         row.map(|row| customer_from(&row, tenant, customer_ref))
@@ -741,7 +768,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(subject_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -841,7 +868,7 @@ impl Store for SqliteStore {
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         sqlx::query("SELECT * FROM devices WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -860,7 +887,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(backend)?
         .as_ref()
@@ -943,7 +970,7 @@ impl Store for SqliteStore {
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         sqlx::query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -963,7 +990,7 @@ impl Store for SqliteStore {
              WHERE s.id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -993,7 +1020,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -1021,8 +1048,7 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
     ) -> Result<LockoutState, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        lockout_row(&mut conn, tenant, customer_ref).await
+        lockout_row(&mut *self.reader().await?, tenant, customer_ref).await
     }
 
     async fn clear_lock(
@@ -1067,7 +1093,7 @@ impl Store for SqliteStore {
     async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError> {
         sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -1086,7 +1112,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(backend)?
         .as_ref()
@@ -1106,7 +1132,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -1331,13 +1357,13 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(backend)?,
             None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err(backend)?,
         };
@@ -1362,7 +1388,7 @@ impl Store for SqliteStore {
 
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         let rows = sqlx::query("SELECT * FROM tree_heads ORDER BY size")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(backend)?;
         rows.iter()
@@ -1395,7 +1421,7 @@ impl Store for SqliteStore {
         .bind(q.minute_ago.0)
         .bind(q.tenant.as_str())
         .bind(q.subject_ref.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         let count = |name: &str| -> Result<u64, StoreError> {
@@ -1428,7 +1454,7 @@ impl Store for SqliteStore {
         )
         .bind(agent.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1447,7 +1473,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1463,7 +1489,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1482,7 +1508,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1514,7 +1540,7 @@ impl Store for SqliteStore {
         )
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         ids.iter()
@@ -1532,7 +1558,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1562,7 +1588,7 @@ impl Store for SqliteStore {
     async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
             .bind(session.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(backend)
     }

@@ -279,11 +279,14 @@ mod tests {
 
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
-            let pool = store.pool.clone();
+            let store = store.clone();
             let done = Arc::clone(&done);
             tokio::spawn(async move {
                 while !done.load(Ordering::Relaxed) {
-                    audit_rows(&pool).await;
+                    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+                        .fetch_one(&mut *store.reader().await.expect("reader"))
+                        .await
+                        .expect("count");
                 }
             })
         };

@@ -151,11 +151,16 @@ async fn connect(addr: std::net::SocketAddr) -> Result<Channel> {
         .await?)
 }
 
-/// CPU time and peak resident set of a process, from `/proc`.
+/// CPU time, context switches and peak resident set of a process, from
+/// `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
 struct ProcessUsage {
     /// User plus system time of all its threads.
     cpu: Duration,
+    /// Context switches, voluntary or not, of its live threads (a thread
+    /// that has exited takes its count with it; the server's threads live
+    /// as long as it does).
+    switches: u64,
     /// Peak resident set (VmHWM), in MiB.
     peak_rss_mib: f64,
 }
@@ -185,9 +190,29 @@ impl ProcessUsage {
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(Self {
             cpu: Duration::from_secs_f64((utime + stime) / USER_HZ),
+            switches: thread_switches(&dir),
             peak_rss_mib: kib / 1024.0,
         })
     }
+}
+
+/// The context switches of every thread under `/proc/<pid>`: the
+/// process's own `status` counts its main thread only.
+fn thread_switches(process_dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("{process_dir}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// The server's configuration for a load run: abuse limits lifted (the
@@ -617,6 +642,8 @@ struct Step {
     /// CPU time the server process and the load generator spent in it.
     server_cpu: Duration,
     generator_cpu: Duration,
+    /// Context switches of the server's threads in it.
+    server_switches: u64,
     /// The server process's peak RSS at its end.
     server_peak_rss_mib: f64,
     /// The server's write-ahead log at its end.
@@ -660,8 +687,13 @@ impl Step {
                 cpu.as_secs_f64() * 1e3 / self.latencies.len() as f64
             }
         };
+        let switches_per_session = if self.latencies.is_empty() {
+            f64::NAN
+        } else {
+            self.server_switches as f64 / self.latencies.len() as f64
+        };
         format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.0} | {:.1} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.1} | {:.0} | {:.1} |",
             self.label,
             self.throughput(),
             self.percentile_ms(0.50),
@@ -671,6 +703,7 @@ impl Step {
             self.failed,
             per_session(self.server_cpu),
             per_session(self.generator_cpu),
+            switches_per_session,
             self.server_peak_rss_mib,
             self.wal_mib,
         )
@@ -682,6 +715,7 @@ impl Step {
 struct Charged {
     server_cpu: Duration,
     generator_cpu: Duration,
+    server_switches: u64,
     server_peak_rss_mib: f64,
     wal_mib: f64,
 }
@@ -696,6 +730,7 @@ async fn charged<T>(server: &Server, work: impl std::future::Future<Output = T>)
     let charge = Charged {
         server_cpu: server_after.cpu.saturating_sub(server_before.cpu),
         generator_cpu: own_after.cpu.saturating_sub(own_before.cpu),
+        server_switches: server_after.switches.saturating_sub(server_before.switches),
         server_peak_rss_mib: server_after.peak_rss_mib,
         wal_mib: server.wal_mib(),
     };
@@ -707,6 +742,7 @@ async fn measured(server: &Server, step: impl std::future::Future<Output = Step>
     let (mut step, charge) = charged(server, step).await;
     step.server_cpu = charge.server_cpu;
     step.generator_cpu = charge.generator_cpu;
+    step.server_switches = charge.server_switches;
     step.server_peak_rss_mib = charge.server_peak_rss_mib;
     step.wal_mib = charge.wal_mib;
     step
@@ -1032,9 +1068,9 @@ async fn load(args: Args) -> Result<()> {
             own_cpu.as_secs_f64() * 1e6,
         );
     }
-    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. RSS: the server process's peak. WAL: the largest size of the server's SQLite write-ahead log so far.\n");
-    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server peak RSS MiB | WAL MiB |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. Switches: the server's context switches per PASSED session. RSS: the server process's peak. WAL: the largest size of the server's SQLite write-ahead log so far.\n");
+    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server switches | server peak RSS MiB | WAL MiB |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut peak = 0.0f64;
     let mut failures = Vec::new();
     for &concurrency in &args.concurrency {
@@ -1070,4 +1106,22 @@ async fn load(args: Args) -> Result<()> {
     let flow = customer_flow(&args, &key_dir, &pk).await;
     server.stop().await?;
     flow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleeping_thread_is_counted_among_the_switches() {
+        let before = thread_switches("/proc/self");
+        std::thread::spawn(|| std::thread::sleep(Duration::from_millis(5)))
+            .join()
+            .expect("thread");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            thread_switches("/proc/self") > before,
+            "a sleep is a voluntary switch"
+        );
+    }
 }

@@ -31,11 +31,9 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 mod certificate;
 mod checkpoint;
 mod group;
-mod readers;
 
 pub use group::GroupCommitStats;
 use group::{GroupCommit, Write, Written};
-use readers::{ReadConnection, Readers};
 
 /// The SQLite implementation of [`Store`]. A session's start, its push
 /// delivery and its resolution go through group commit ([`group`]): under
@@ -44,9 +42,6 @@ use readers::{ReadConnection, Readers};
 pub struct SqliteStore {
     pool: SqlitePool,
     group: GroupCommit,
-    /// Single-statement reads, off the pool (module `readers`); `None` for
-    /// an in-memory database, whose one pool connection is the database.
-    readers: Option<Arc<Readers>>,
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -102,15 +97,11 @@ impl SqliteStore {
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::start(pool.clone(), restart_frames);
-        let mut store = Self::migrated(pool, Some(checkpoints)).await?;
-        // Opened once the file is in WAL mode and migrated: a read-only
-        // connection can do neither.
-        store.readers = Some(Arc::new(Readers::open(&options, readers::READERS).await?));
-        Ok(store)
+        Self::migrated(pool, Some(checkpoints)).await
     }
 
     /// A private in-memory database (for tests).
@@ -143,22 +134,7 @@ impl SqliteStore {
         Ok(Self {
             group: GroupCommit::start(pool.clone(), checkpoints),
             pool,
-            readers: None,
         })
-    }
-
-    /// A connection for one autocommit read statement. Never begin a
-    /// transaction on it.
-    async fn reader(&self) -> Result<ReadConnection<'_>, StoreError> {
-        match &self.readers {
-            Some(readers) => readers.get().await.map(ReadConnection::Reserved),
-            None => self
-                .pool
-                .acquire()
-                .await
-                .map(ReadConnection::Pooled)
-                .map_err(backend),
-        }
     }
 
     /// The group commit's counters: writes, and the transactions they took.
@@ -166,11 +142,8 @@ impl SqliteStore {
         self.group.stats()
     }
 
-    /// Closes the readers, then the pool, checkpointing the WAL.
+    /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close().await;
-        }
         self.pool.close().await;
     }
 }
@@ -538,7 +511,7 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let row = sqlx::query("SELECT id, display_name, created_at FROM tenants WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -568,7 +541,7 @@ impl Store for SqliteStore {
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query("SELECT * FROM credentials WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -613,7 +586,7 @@ impl Store for SqliteStore {
             "SELECT * FROM credentials WHERE tenant_id = ? AND scope = 'full' ORDER BY created_at",
         )
         .bind(tenant.as_str())
-        .fetch_all(&mut *self.reader().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -749,7 +722,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         row.map(|row| customer_from(&row, tenant, customer_ref))
@@ -768,7 +741,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(subject_ref.as_str())
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -868,7 +841,7 @@ impl Store for SqliteStore {
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         sqlx::query("SELECT * FROM devices WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -887,7 +860,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?
         .as_ref()
@@ -970,7 +943,7 @@ impl Store for SqliteStore {
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         sqlx::query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -990,7 +963,7 @@ impl Store for SqliteStore {
              WHERE s.id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -1020,7 +993,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&mut *self.reader().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -1048,7 +1021,8 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
     ) -> Result<LockoutState, StoreError> {
-        lockout_row(&mut *self.reader().await?, tenant, customer_ref).await
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lockout_row(&mut conn, tenant, customer_ref).await
     }
 
     async fn clear_lock(
@@ -1093,7 +1067,7 @@ impl Store for SqliteStore {
     async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError> {
         sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -1112,7 +1086,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?
         .as_ref()
@@ -1132,7 +1106,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&mut *self.reader().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -1357,13 +1331,13 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.reader().await?)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend)?,
             None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&mut *self.reader().await?)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?,
         };
@@ -1388,7 +1362,7 @@ impl Store for SqliteStore {
 
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         let rows = sqlx::query("SELECT * FROM tree_heads ORDER BY size")
-            .fetch_all(&mut *self.reader().await?)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
         rows.iter()
@@ -1421,7 +1395,7 @@ impl Store for SqliteStore {
         .bind(q.minute_ago.0)
         .bind(q.tenant.as_str())
         .bind(q.subject_ref.as_str())
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         let count = |name: &str| -> Result<u64, StoreError> {
@@ -1454,7 +1428,7 @@ impl Store for SqliteStore {
         )
         .bind(agent.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1473,7 +1447,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1489,7 +1463,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1508,7 +1482,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.reader().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1540,7 +1514,7 @@ impl Store for SqliteStore {
         )
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.reader().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         ids.iter()
@@ -1558,7 +1532,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1588,7 +1562,7 @@ impl Store for SqliteStore {
     async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
             .bind(session.as_str())
-            .fetch_optional(&mut *self.reader().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)
     }

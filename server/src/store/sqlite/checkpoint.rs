@@ -279,14 +279,11 @@ mod tests {
 
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
-            let store = store.clone();
+            let pool = store.pool.clone();
             let done = Arc::clone(&done);
             tokio::spawn(async move {
                 while !done.load(Ordering::Relaxed) {
-                    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-                        .fetch_one(&mut *store.reader().await.expect("reader"))
-                        .await
-                        .expect("count");
+                    audit_rows(&pool).await;
                 }
             })
         };

@@ -486,8 +486,15 @@ async fn enroll_phone(
 
 /// How one session ended, from the load generator's side.
 enum Outcome {
-    /// PASSED at the agent, this long after the proof was submitted.
-    Passed(Duration),
+    /// PASSED at the agent.
+    Passed {
+        /// From submitting the proof to the outcome on the agent's watch.
+        outcome: Duration,
+        /// From submitting the proof to SubmitProof's reply, which the
+        /// server sends once the verdict is verified and committed: the
+        /// rest of `outcome` is the fan-out to the agent's stream.
+        reply: Duration,
+    },
     /// The submission was shed (RESOURCE_EXHAUSTED); the session was
     /// cancelled.
     Shed,
@@ -600,6 +607,7 @@ async fn session(
             &phone.token,
         )?)
         .await;
+    let reply = submitted_at.elapsed();
     match submit {
         Ok(_) => {}
         Err(status) if status.code() == Code::ResourceExhausted => {
@@ -619,7 +627,13 @@ async fn session(
         }
         let done = Instant::now();
         return Ok(if update.state == pb::SessionState::Passed as i32 {
-            (Outcome::Passed(done - submitted_at), Some(done - pushed_at))
+            (
+                Outcome::Passed {
+                    outcome: done - submitted_at,
+                    reply,
+                },
+                Some(done - pushed_at),
+            )
         } else {
             (Outcome::Failed(format!("outcome {}", update.state)), None)
         });
@@ -636,6 +650,8 @@ struct Step {
     label: String,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Submission to SubmitProof's reply, for the same sessions.
+    replies: Vec<Duration>,
     shed: usize,
     failed: usize,
     first_failure: Option<String>,
@@ -653,7 +669,10 @@ struct Step {
 impl Step {
     fn record(&mut self, outcome: Result<(Outcome, Option<Duration>)>) {
         match outcome {
-            Ok((Outcome::Passed(latency), _)) => self.latencies.push(latency),
+            Ok((Outcome::Passed { outcome, reply }, _)) => {
+                self.latencies.push(outcome);
+                self.replies.push(reply);
+            }
             Ok((Outcome::Shed, _)) => self.shed += 1,
             Ok((Outcome::Failed(why), _)) => self.fail(why),
             Err(error) => self.fail(format!("{error:#}")),
@@ -693,12 +712,14 @@ impl Step {
             self.server_switches as f64 / self.latencies.len() as f64
         };
         format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.1} | {:.0} | {:.1} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.1} | {:.0} | {:.1} |",
             self.label,
             self.throughput(),
             self.percentile_ms(0.50),
             self.percentile_ms(0.99),
             self.percentile_ms(0.999),
+            percentile(&self.replies, 0.50),
+            percentile(&self.replies, 0.99),
             shed_rate,
             self.failed,
             per_session(self.server_cpu),
@@ -845,6 +866,7 @@ async fn closed_loop(
         match joined {
             Ok(step) => {
                 total.latencies.extend(step.latencies);
+                total.replies.extend(step.replies);
                 total.shed += step.shed;
                 total.failed += step.failed;
                 if total.first_failure.is_none() {
@@ -954,8 +976,8 @@ async fn customer_flow(
     let mut flows = Vec::new();
     for round in 0..args.flows {
         match session(&agents, round, &mut phone, Some(pk)).await? {
-            (Outcome::Passed(_), Some(flow)) => flows.push(flow),
-            (Outcome::Passed(_), None) => bail!("customer flow without a push time"),
+            (Outcome::Passed { .. }, Some(flow)) => flows.push(flow),
+            (Outcome::Passed { .. }, None) => bail!("customer flow without a push time"),
             (Outcome::Shed, _) => bail!("a lone customer flow was shed"),
             (Outcome::Failed(why), _) => bail!("customer flow failed: {why}"),
         }
@@ -1068,9 +1090,11 @@ async fn load(args: Args) -> Result<()> {
             own_cpu.as_secs_f64() * 1e6,
         );
     }
-    println!("Latency: SubmitProof to the outcome on the agent's watch. CPU: per PASSED session, server process and load generator. Switches: the server's context switches per PASSED session. RSS: the server process's peak. WAL: the largest size of the server's SQLite write-ahead log so far.\n");
-    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | shed | failed | server CPU ms | generator CPU ms | server switches | server peak RSS MiB | WAL MiB |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("Latency: SubmitProof to the outcome on the agent's watch; reply: SubmitProof to its reply (verdict verified and committed). CPU: per PASSED session, server process and load generator. Switches: the server's context switches per PASSED session. RSS: the server process's peak. WAL: the largest size of the server's SQLite write-ahead log so far.\n");
+    println!("| step | sessions/s | p50 ms | p99 ms | p999 ms | reply p50 ms | reply p99 ms | shed | failed | server CPU ms | generator CPU ms | server switches | server peak RSS MiB | WAL MiB |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let mut peak = 0.0f64;
     let mut failures = Vec::new();
     for &concurrency in &args.concurrency {

@@ -16,9 +16,11 @@
 //! writes everything.
 //!
 //! It reports, per step: sessions per second, latency from proof
-//! submission to the agent's outcome (p50/p99/p999), the shed rate, the CPU
-//! time per session of the server process and of the load generator, and
-//! the server process's peak RSS and the size of its SQLite write-ahead log
+//! submission to the agent's outcome (p50/p99/p999) and to SubmitProof's
+//! reply (sent once the verdict is verified and committed), the shed rate,
+//! the CPU time per session of the server process and of the load
+//! generator, the server's context switches per session, and the server
+//! process's peak RSS and the size of its SQLite write-ahead log
 //! (the file keeps its largest size while the server runs). Steps: closed loops at rising concurrency
 //! until throughput stops rising, then open-loop arrivals at 80% and 150% of
 //! the peak. It also measures, in the same run, the in-process

@@ -207,13 +207,16 @@ fn thread_switches(process_dir: &str) -> u64 {
     tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-        .map(|status| {
-            status
-                .lines()
-                .filter(|line| line.contains("ctxt_switches:"))
-                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>()
-        })
+        .map(|status| status_switches(&status))
+        .sum()
+}
+
+/// Voluntary plus involuntary context switches in one `status` file.
+fn status_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|line| line.contains("ctxt_switches:"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum()
 }
 
@@ -701,18 +704,14 @@ impl Step {
         } else {
             100.0 * self.shed as f64 / attempts as f64
         };
-        let per_session = |cpu: Duration| {
+        let per_session = |total: f64| {
             if self.latencies.is_empty() {
                 f64::NAN
             } else {
-                cpu.as_secs_f64() * 1e3 / self.latencies.len() as f64
+                total / self.latencies.len() as f64
             }
         };
-        let switches_per_session = if self.latencies.is_empty() {
-            f64::NAN
-        } else {
-            self.server_switches as f64 / self.latencies.len() as f64
-        };
+        let cpu_ms = |cpu: Duration| cpu.as_secs_f64() * 1e3;
         format!(
             "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.1} | {:.0} | {:.1} |",
             self.label,
@@ -724,9 +723,9 @@ impl Step {
             percentile(&self.replies, 0.99),
             shed_rate,
             self.failed,
-            per_session(self.server_cpu),
-            per_session(self.generator_cpu),
-            switches_per_session,
+            per_session(cpu_ms(self.server_cpu)),
+            per_session(cpu_ms(self.generator_cpu)),
+            per_session(self.server_switches as f64),
             self.server_peak_rss_mib,
             self.wal_mib,
         )
@@ -1138,16 +1137,35 @@ async fn load(args: Args) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn main_thread_switches() -> u64 {
+        status_switches(&std::fs::read_to_string("/proc/self/status").expect("status"))
+    }
+
     #[test]
-    fn a_sleeping_thread_is_counted_among_the_switches() {
-        let before = thread_switches("/proc/self");
-        std::thread::spawn(|| std::thread::sleep(Duration::from_millis(5)))
-            .join()
-            .expect("thread");
-        std::thread::sleep(Duration::from_millis(5));
+    fn the_switches_of_threads_other_than_the_main_one_are_counted() {
+        const SLEEPS: u64 = 5;
+        let (slept, after_sleeping) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        // The helper stays alive while it is counted: an exited thread's
+        // switches leave /proc with it.
+        let helper = std::thread::spawn(move || {
+            for _ in 0..SLEEPS {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            slept.send(()).expect("main waits");
+            let _ = finished.recv();
+        });
+        after_sleeping.recv().expect("helper slept");
+        // In this order, so that the main thread's count can only have
+        // grown by the time all are summed.
+        let main_only = main_thread_switches();
+        let all = thread_switches("/proc/self");
+        finish.send(()).expect("helper waits");
+        helper.join().expect("helper");
         assert!(
-            thread_switches("/proc/self") > before,
-            "a sleep is a voluntary switch"
+            all >= main_only + SLEEPS,
+            "{all} switches in all threads, {main_only} in the main one: \
+             the helper's {SLEEPS} sleeps are missing"
         );
     }
 }

@@ -6,6 +6,7 @@
 //! | key | default | meaning |
 //! | --- | --- | --- |
 //! | `listen` | `127.0.0.1:50051` | gRPC listen address |
+//! | `metrics_listen` | unset | address of the Prometheus endpoint (`GET /metrics`, OpenMetrics text); unauthenticated, so bind it to an internal interface |
 //! | `data_dir` | `./zkid-data` | database (`zkid.sqlite3`) and `keys/` |
 //! | `session_ttl_secs` | 120 | how long a verification stays answerable (1..=3600) |
 //! | `enrollment_code_ttl_secs` | 3600 | how long an enrollment code works (60..=2592000) |
@@ -74,6 +75,8 @@ const CLIENT_VARIABLES: &[&str] = &[
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Metrics endpoint address; `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Session lifetime, seconds.
@@ -259,6 +262,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./zkid-data"),
             session_ttl_secs: 120,
             enrollment_code_ttl_secs: 3600,
@@ -369,6 +373,12 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid {
+                key: "metrics_listen",
+                problem: format!("{} is also `listen`, the gRPC address", self.listen),
+            });
+        }
         range("session_ttl_secs", self.session_ttl_secs, 1, 3600)?;
         range(
             "enrollment_code_ttl_secs",
@@ -572,6 +582,33 @@ mod tests {
         };
         let message = config.validate().expect_err("invalid").to_string();
         assert!(message.contains("verifier.queue_capacity"), "{message}");
+    }
+
+    #[test]
+    fn the_metrics_address_is_read_from_the_environment_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(&Overrides::default()).expect("valid");
+            assert_eq!(config.metrics_listen, None);
+            jail.set_env("ZKID_METRICS_LISTEN", "127.0.0.1:9464");
+            let config = Config::load(&Overrides::default()).expect("valid");
+            assert_eq!(
+                config.metrics_listen,
+                Some("127.0.0.1:9464".parse().expect("addr"))
+            );
+            jail.set_env("ZKID_METRICS_LISTEN", "not an address");
+            let message = Config::load(&Overrides::default())
+                .expect_err("invalid")
+                .to_string();
+            // figment names the variable: ZKID_ and METRICS_LISTEN.
+            assert!(message.contains("METRICS_LISTEN"), "{message}");
+            Ok(())
+        });
+        let config = Config {
+            metrics_listen: Some(Config::default().listen),
+            ..Config::default()
+        };
+        let message = config.validate().expect_err("invalid").to_string();
+        assert!(message.contains("metrics_listen"), "{message}");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! - [`assertion`]: operator login assertions (EdDSA JWTs) and their
 //!   offline check, for workstation login systems;
 //! - [`config`]: layered configuration;
+//! - [`metrics`]: Prometheus metrics of the verifier and SubmitProof's
+//!   stages, served at `GET /metrics` when `metrics_listen` is set;
 //! - [`admin`]: what the admin CLI does (tenants, credentials).
 //!
 //! ```no_run
@@ -42,6 +44,7 @@ pub mod demo;
 pub mod domain;
 mod grpc;
 pub mod keys;
+pub mod metrics;
 pub mod signing;
 pub mod store;
 pub mod verdict;
@@ -75,6 +78,7 @@ use crate::{
         OperatorEnrollmentService, OperatorLoginService, Ready, VerificationService,
     },
     keys::KeySetupError,
+    metrics::Metrics,
     store::SqliteStore,
 };
 
@@ -159,6 +163,7 @@ async fn start_engine(
     config: &Config,
     stop: watch::Receiver<bool>,
     challenges: Arc<dyn ChallengeSource>,
+    metrics: &Metrics,
 ) -> Result<(Arc<Engine>, SqliteStore), ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
         what: format!("creating data directory {}", config.data_dir.display()),
@@ -176,7 +181,11 @@ async fn start_engine(
     let engine = Engine::new(
         Arc::new(store.clone()),
         catalog,
-        ProofChecker::with_settings(keys.verifier, config.verifier.batch_settings()),
+        ProofChecker::with_metrics(
+            keys.verifier,
+            config.verifier.batch_settings(),
+            metrics.verifier.clone(),
+        ),
         Arc::new(signing_keys),
         EngineSettings {
             session_ttl: config.session_ttl(),
@@ -192,7 +201,8 @@ async fn start_engine(
             operator_assertion_ttl: Duration::from_secs(config.operator_assertion_ttl_secs),
         },
         stop,
-    );
+    )
+    .with_metrics(metrics);
     engine.ping().await.map_err(|e| match e {
         DomainError::Internal(detail) => ServerError::Store(StoreError::Backend(detail)),
         other => ServerError::Task(other.to_string()),
@@ -212,8 +222,18 @@ pub fn name_verification_threads() -> bool {
         .is_ok()
 }
 
-/// Serves zkid on `listener` until `shutdown` completes, then finishes the
-/// RPCs in flight (open streams end) and returns.
+/// The sockets one server answers on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// zkid's gRPC services, health checking and reflection.
+    pub grpc: TcpListener,
+    /// `GET /metrics` ([`metrics`]), if it is served.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves zkid on `listener` (and its metrics on `metrics_listen`, if set)
+/// until `shutdown` completes, then finishes the RPCs in flight (open
+/// streams end) and returns.
 ///
 /// Health checking and reflection answer at once, with NOT_SERVING until
 /// the store is open and the keys are loaded (generated on a first start,
@@ -221,29 +241,52 @@ pub fn name_verification_threads() -> bool {
 /// zkid's own RPCs answer UNAVAILABLE until then.
 ///
 /// # Errors
-/// [`ServerError`] if TLS, storage, keys or the transport fail; a failure
-/// during start-up stops the server.
+/// [`ServerError`] if TLS, storage, keys or the transport fail, or the
+/// metrics address cannot be bound; a failure during start-up stops the
+/// server.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    run_with_challenges(config, listener, shutdown, Arc::new(RandomChallenges)).await
+    let metrics = match config.metrics_listen {
+        Some(address) => {
+            Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|source| ServerError::Io {
+                        what: format!("binding the metrics address {address} (metrics_listen)"),
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let listeners = Listeners {
+        grpc: listener,
+        metrics,
+    };
+    serve(config, listeners, shutdown, Arc::new(RandomChallenges)).await
 }
 
-/// [`run`], with session challenges from `challenges` instead of the OS
-/// CSPRNG. For load measurement only (see [`ChallengeSource`]): the
-/// production binary calls [`run`], and nothing outside this library API
-/// can reach this.
+/// [`run`] on listeners the caller bound (`config.metrics_listen` is not
+/// read), with session challenges from `challenges`. Outside tests and
+/// load measurement (see [`ChallengeSource`]), `challenges` is
+/// [`RandomChallenges`]: the production binary calls [`run`], and nothing
+/// outside this library API can choose another source.
 ///
 /// # Errors
 /// As [`run`].
-pub async fn run_with_challenges(
+pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
     challenges: Arc<dyn ChallengeSource>,
 ) -> Result<(), ServerError> {
+    let Listeners {
+        grpc: listener,
+        metrics: metrics_listener,
+    } = listeners;
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -254,20 +297,30 @@ pub async fn run_with_challenges(
     let ready: Ready = Arc::new(OnceLock::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics = Arc::new(Metrics::new());
+    let metrics_server = metrics_listener.map(|listener| {
+        tracing::info!(address = ?listener.local_addr().ok(), "metrics listening");
+        let mut stop = stop_rx.clone();
+        tokio::spawn(metrics::serve(Arc::clone(&metrics), listener, async move {
+            domain::stopped(&mut stop).await;
+        }))
+    });
 
     let startup = {
         let config = config.clone();
         let ready = Arc::clone(&ready);
         let reporter = reporter.clone();
         let mut stop = stop_rx.clone();
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
-            let (engine, store) = match start_engine(&config, stop.clone(), challenges).await {
-                Ok(started) => started,
-                Err(error) => {
-                    let _ = failed_tx.send(());
-                    return Err(error);
-                }
-            };
+            let (engine, store) =
+                match start_engine(&config, stop.clone(), challenges, &metrics).await {
+                    Ok(started) => started,
+                    Err(error) => {
+                        let _ = failed_tx.send(());
+                        return Err(error);
+                    }
+                };
             // `ready` is set here only, once.
             let _ = ready.set(Arc::clone(&engine));
             set_health(&reporter, ServingStatus::Serving).await;
@@ -405,6 +458,16 @@ pub async fn run_with_challenges(
         .map_err(|e| ServerError::Task(e.to_string()))?;
     if let Ok(store) = &started {
         store.close().await;
+    }
+    if let Some(mut metrics_server) = metrics_server {
+        // A scraper holding its connection open must not keep the process
+        // alive either.
+        match tokio::time::timeout(grace, &mut metrics_server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "the metrics endpoint failed"),
+            Ok(Err(error)) => tracing::error!(%error, "the metrics endpoint's task died"),
+            Err(_) => metrics_server.abort(),
+        }
     }
     served?;
     started.map(|_| ())

@@ -1,10 +1,16 @@
 //! The engine: every use case of the service, independent of transport.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::verdict::SignedVerdict;
+use crate::{
+    metrics::{observe, Metrics, SubmitMetrics},
+    verdict::SignedVerdict,
+};
 use zkid_circuits::{
     circuit::CircuitId,
     encoding::{field_from_bytes, PROOF_LEN},
@@ -52,7 +58,7 @@ async fn prefix_tree(
 /// The server always uses [`RandomChallenges`]: no configuration key, flag
 /// or environment variable selects another source. The only other source is
 /// one a program embedding the server through the library API
-/// ([`crate::run_with_challenges`]) passes itself, as the load generator
+/// ([`crate::serve`]) passes itself, as the load generator
 /// does so that each simulated phone's one precomputed proof stays valid
 /// across its sessions and proving stays out of the server's figure. Every
 /// check, write and verification still happens. A predictable challenge
@@ -267,6 +273,7 @@ pub struct Engine {
     pub(super) sessions: Hub<SessionId, Session>,
     pub(super) devices: Hub<DeviceId, DeviceSignal>,
     pub(super) shutdown: watch::Receiver<bool>,
+    submit_metrics: SubmitMetrics,
 }
 
 pub(super) fn require(caller: &Caller, role: Role, scope: Scope) -> Result<(), DomainError> {
@@ -299,7 +306,16 @@ impl Engine {
             sessions: Hub::new(),
             devices: Hub::new(),
             shutdown,
+            submit_metrics: SubmitMetrics::unregistered(),
         }
+    }
+
+    /// Observes SubmitProof's stages in `metrics` (by default, in metrics
+    /// that no registry exposes).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.submit_metrics = metrics.submit.clone();
+        self
     }
 
     pub(super) fn audit<'a>(&'a self, events: &'a [AuditEvent]) -> AuditAppend<'a> {
@@ -1495,11 +1511,13 @@ impl Engine {
         id: &SessionId,
         proofs: Vec<SubmittedProof>,
     ) -> Result<Session, DomainError> {
+        let started = Instant::now();
         let device = self.active_caller_device(caller).await?;
         if device.status != DeviceStatus::Active {
             return Err(DomainError::PermissionDenied("device is no longer active"));
         }
         let (session, customer) = self.visible_session_with_subject(caller, id).await?;
+        let looked_up = Instant::now();
         match session.state {
             SessionState::Pending => {}
             SessionState::Expired => {
@@ -1545,7 +1563,9 @@ impl Engine {
                 public_inputs: entry.statement.public_inputs(&context)?,
             });
         }
+        let handed_over = Instant::now();
         let verdicts = self.proofs.verify(items).await?;
+        let verified = Instant::now();
         for (index, verdict) in verdicts.iter().enumerate() {
             if let Verdict::Rejected(rejection) = verdict {
                 if rejection.is_malformed() {
@@ -1594,7 +1614,13 @@ impl Engine {
             actor: Actor::of(caller),
             detail,
         };
-        match self.resolve(id, &resolution).await? {
+        let resolved = self.resolve(id, &resolution).await?;
+        let metrics = &self.submit_metrics;
+        observe(&metrics.lookup, looked_up - started);
+        observe(&metrics.verify, verified - handed_over);
+        observe(&metrics.record, verified.elapsed());
+        observe(&metrics.total, started.elapsed());
+        match resolved {
             Some(session) => Ok(session),
             None => Err(self.why_not_pending(id).await),
         }

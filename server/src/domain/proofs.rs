@@ -54,6 +54,7 @@ use tokio::sync::oneshot;
 use zkid_circuits::{batch::BatchItem, encoding::FIELD_LEN, KeyId, Verdict, Verifier};
 
 use super::DomainError;
+use crate::metrics::{observe, VerifierMetrics};
 
 /// One proof with the statement the server expects it to prove.
 #[derive(Clone)]
@@ -182,6 +183,7 @@ impl Slots {
 #[derive(Clone)]
 pub struct ProofChecker {
     queue: SyncSender<Job>,
+    metrics: VerifierMetrics,
     #[cfg(test)]
     slots: Arc<Slots>,
     #[cfg(test)]
@@ -195,9 +197,20 @@ impl ProofChecker {
         Self::with_settings(verifier, BatchSettings::default())
     }
 
-    /// Wraps a verifier with every key registered. Starts the dispatcher
-    /// thread; settings below one (capacity, batch size) count as one.
+    /// Wraps a verifier with every key registered, with metrics that no
+    /// registry exposes.
     pub fn with_settings(verifier: Verifier, settings: BatchSettings) -> Self {
+        Self::with_metrics(verifier, settings, VerifierMetrics::unregistered())
+    }
+
+    /// Wraps a verifier with every key registered, observing queue waits,
+    /// batches and shedding in `metrics`. Starts the dispatcher thread;
+    /// settings below one (capacity, batch size) count as one.
+    pub(crate) fn with_metrics(
+        verifier: Verifier,
+        settings: BatchSettings,
+        metrics: VerifierMetrics,
+    ) -> Self {
         let settings = BatchSettings {
             queue_capacity: settings.queue_capacity.max(1),
             max_batch: settings.max_batch.max(1),
@@ -215,6 +228,7 @@ impl ProofChecker {
             jobs,
             slots: Arc::clone(&slots),
             settings,
+            metrics: metrics.clone(),
             #[cfg(test)]
             batches: Arc::clone(&batches),
         };
@@ -228,6 +242,7 @@ impl ProofChecker {
         }
         Self {
             queue,
+            metrics,
             #[cfg(test)]
             slots,
             #[cfg(test)]
@@ -254,6 +269,7 @@ impl ProofChecker {
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.metrics.shed.inc();
                 tracing::warn!("proof queue full: submission shed");
                 return Err(DomainError::Overloaded(
                     "the verifier is at capacity; retry shortly",
@@ -304,6 +320,7 @@ struct Dispatcher {
     jobs: Receiver<Job>,
     slots: Arc<Slots>,
     settings: BatchSettings,
+    metrics: VerifierMetrics,
     #[cfg(test)]
     batches: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -343,8 +360,9 @@ impl Dispatcher {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let verifier = Arc::clone(&self.verifier);
             let slots = Arc::clone(&self.slots);
+            let metrics = self.metrics.clone();
             rayon::spawn(move || {
-                verify_jobs(&verifier, batch.jobs);
+                verify_jobs(&verifier, batch.jobs, &metrics);
                 slots.release();
             });
         }
@@ -367,7 +385,17 @@ impl Gathered {
 }
 
 /// Verifies the jobs' proofs in one batch and answers each job.
-fn verify_jobs(verifier: &Verifier, jobs: Vec<Job>) {
+fn verify_jobs(verifier: &Verifier, jobs: Vec<Job>, metrics: &VerifierMetrics) {
+    let started = Instant::now();
+    let mut proofs = 0;
+    for job in &jobs {
+        observe(
+            &metrics.queue_wait,
+            started.saturating_duration_since(job.submitted),
+        );
+        proofs += job.items.len();
+    }
+    metrics.batch_size.observe(proofs as f64);
     let verdicts = catch_unwind(AssertUnwindSafe(|| {
         let items: Vec<BatchItem<'_>> = jobs
             .iter()
@@ -380,6 +408,7 @@ fn verify_jobs(verifier: &Verifier, jobs: Vec<Job>) {
             .collect();
         verifier.verify_batch(&items)
     }));
+    observe(&metrics.batch, started.elapsed());
     match verdicts {
         Ok(verdicts) => {
             let mut verdicts = verdicts.into_iter();
@@ -644,8 +673,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_sheds_and_the_rest_is_answered() {
         let capacity = 2;
-        let checker =
-            ProofChecker::with_settings(verifier(), settings(capacity, 64, Duration::ZERO));
+        let metrics = VerifierMetrics::unregistered();
+        let checker = ProofChecker::with_metrics(
+            verifier(),
+            settings(capacity, 64, Duration::ZERO),
+            metrics.clone(),
+        );
         let held = checker.hold_workers();
         let proof = item(7, 70);
         // The dispatcher holds at most one submission while it waits for a
@@ -675,13 +708,22 @@ mod tests {
         }
         assert!(shed >= 1, "a full queue must shed");
         assert!(answered.len() <= capacity + 1);
+        assert_eq!(metrics.shed.get(), shed);
         drop(held);
+        let answered_count = answered.len() as u64;
         for task in answered {
             assert_eq!(
                 task.await.expect("task").expect("verified"),
                 vec![Verdict::Accepted]
             );
         }
+        // Every answered submission's wait was observed once, and it spans
+        // most of the 100 ms the workers were held (the submissions enter
+        // the queue just after the sleep starts).
+        assert_eq!(metrics.queue_wait.count(), answered_count);
+        assert!(metrics.queue_wait.sum() >= 0.05 * answered_count as f64);
+        assert_eq!(metrics.batch_size.sum(), answered_count as f64);
+        assert!(metrics.batch.count() >= 1);
     }
 
     /// Through the engine: a submission shed because the queue is full

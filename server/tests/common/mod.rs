@@ -495,3 +495,76 @@ pub fn data_dir() -> tempfile::TempDir {
 pub fn path_of(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().to_owned()
 }
+
+impl TestServer {
+    /// As [`TestServer::with_dir`], with the metrics endpoint on a port of
+    /// its own; returns its address too.
+    pub async fn with_metrics(dir: &Path, adjust: impl FnOnce(&mut Config)) -> (Self, SocketAddr) {
+        install_keys(dir);
+        let mut config = test_config(dir);
+        adjust(&mut config);
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = grpc.local_addr().expect("addr");
+        let metrics_addr = metrics.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = zkid_server::Listeners {
+            grpc,
+            metrics: Some(metrics),
+        };
+        let handle = tokio::spawn(zkid_server::serve(
+            config.clone(),
+            listeners,
+            async {
+                let _ = stopped.await;
+            },
+            std::sync::Arc::new(zkid_server::domain::RandomChallenges),
+        ));
+        let server = Self {
+            addr,
+            config,
+            client_tls: None,
+            stop: Some(stop),
+            handle: Some(handle),
+        };
+        server.wait_serving().await;
+        (server, metrics_addr)
+    }
+}
+
+/// An HTTP GET of `path` on `addr`: the status, the content type and the
+/// body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    use http_body_util::BodyExt;
+
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    drop(sender);
+    let _ = connection.await;
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}

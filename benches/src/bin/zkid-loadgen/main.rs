@@ -9,7 +9,7 @@
 //! with SubmitProof.
 //!
 //! Proving stays out of the server's figure: the server process is started
-//! with a fixed challenge source ([`zkid_server::run_with_challenges`],
+//! with a fixed challenge source ([`zkid_server::serve`],
 //! reachable only through the library API, never from `zkid-server`), so
 //! each phone's one proof, computed before the measurement, answers every
 //! one of its sessions. The server still authenticates, reads, verifies and
@@ -21,7 +21,12 @@
 //! the CPU time per session of the server process and of the load
 //! generator, the server's context switches per session, and the server
 //! process's peak RSS and the size of its SQLite write-ahead log
-//! (the file keeps its largest size while the server runs). Steps: closed loops at rising concurrency
+//! (the file keeps its largest size while the server runs). A second
+//! table gives the server's own split of SubmitProof's time per step, from
+//! its metrics endpoint (scraped before and after the step): the engine's
+//! whole part, the reads before verification, the wait for a verification
+//! batch, the batch itself, and the commit of the verdict.
+//! Steps: closed loops at rising concurrency
 //! until throughput stops rising, then open-loop arrivals at 80% and 150% of
 //! the peak. It also measures, in the same run, the in-process
 //! `verify_batch` throughput, the transport floor (health checks: the
@@ -32,6 +37,8 @@
 //! ```sh
 //! cargo run --release -p zkid-benches --bin zkid-loadgen -- --help
 //! ```
+
+mod stages;
 
 use std::{
     collections::VecDeque,
@@ -67,8 +74,9 @@ use zkid_proto::v1::{
 use zkid_server::{
     admin,
     config::{Config, VerifierConfig},
-    domain::{model::Role, ChallengeSource},
+    domain::{model::Role, ChallengeSource, RandomChallenges},
     keys::key_paths,
+    Listeners,
 };
 
 // The served process runs this binary, so it takes zkid-server's allocator
@@ -244,24 +252,26 @@ fn server_config(args: &ServerArgs, data_dir: &std::path::Path) -> Result<Config
 
 /// The server side of a load run, in a process of its own (this binary
 /// started with `--serve-data-dir`), so that its CPU time and peak RSS are
-/// its own, not the load generator's. It prints its address on stdout and
-/// shuts down gracefully when stdin closes.
+/// its own, not the load generator's. It prints its gRPC and metrics
+/// addresses on one line of stdout and shuts down gracefully when stdin
+/// closes.
 fn serve(args: &Args, data_dir: &std::path::Path) -> Result<()> {
     let config = server_config(&args.server, data_dir)?;
-    let challenges: Option<Arc<dyn ChallengeSource>> = match &args.serve_challenge {
+    let challenges: Arc<dyn ChallengeSource> = match &args.serve_challenge {
         Some(hex) => {
             let bytes: [u8; 32] = hex::decode(hex)
                 .context("--serve-challenge is hex")?
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("--serve-challenge is 32 bytes"))?;
-            Some(Arc::new(FixedChallenge(bytes)))
+            Arc::new(FixedChallenge(bytes))
         }
-        None => None,
+        None => Arc::new(RandomChallenges),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        println!("{}", listener.local_addr()?);
+        let grpc = TcpListener::bind("127.0.0.1:0").await?;
+        let metrics = TcpListener::bind("127.0.0.1:0").await?;
+        println!("{} {}", grpc.local_addr()?, metrics.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::spawn(move || {
             // EOF (or an error) on stdin: the load generator is done or gone.
@@ -271,12 +281,11 @@ fn serve(args: &Args, data_dir: &std::path::Path) -> Result<()> {
         let shutdown = async {
             let _ = stopped.await;
         };
-        match challenges {
-            Some(source) => {
-                zkid_server::run_with_challenges(config, listener, shutdown, source).await?
-            }
-            None => zkid_server::run(config, listener, shutdown).await?,
-        }
+        let listeners = Listeners {
+            grpc,
+            metrics: Some(metrics),
+        };
+        zkid_server::serve(config, listeners, shutdown, challenges).await?;
         Ok(())
     })
 }
@@ -284,6 +293,7 @@ fn serve(args: &Args, data_dir: &std::path::Path) -> Result<()> {
 /// A server running in a child process (see [`serve`]).
 struct Server {
     addr: std::net::SocketAddr,
+    metrics_addr: std::net::SocketAddr,
     config: Config,
     child: std::process::Child,
     _dir: tempfile::TempDir,
@@ -328,12 +338,11 @@ impl Server {
                 .map(|_| line)
         })
         .await??;
-        let addr = line
-            .trim()
-            .parse()
-            .with_context(|| format!("the server process printed {line:?}, not its address"))?;
+        let unexpected = || format!("the server process printed {line:?}, not its addresses");
+        let (addr, metrics_addr) = line.trim().split_once(' ').with_context(unexpected)?;
         let server = Self {
-            addr,
+            addr: addr.parse().with_context(unexpected)?,
+            metrics_addr: metrics_addr.parse().with_context(unexpected)?,
             config,
             child,
             _dir: dir,
@@ -669,6 +678,8 @@ struct Step {
     server_peak_rss_mib: f64,
     /// The server's write-ahead log at its end.
     wal_mib: f64,
+    /// The server's metrics observed in it.
+    stages: stages::Snapshot,
 }
 
 impl Step {
@@ -759,9 +770,21 @@ async fn charged<T>(server: &Server, work: impl std::future::Future<Output = T>)
     (output, charge)
 }
 
-/// Runs one step and charges it the CPU time both processes spent in it.
+/// Runs one step, charges it the CPU time both processes spent in it, and
+/// reads what the server's metrics observed in it. The scrapes lie outside
+/// the charged time.
 async fn measured(server: &Server, step: impl std::future::Future<Output = Step>) -> Step {
+    let before = stages::scrape(server.metrics_addr).await;
     let (mut step, charge) = charged(server, step).await;
+    match (before, stages::scrape(server.metrics_addr).await) {
+        (Ok(before), Ok(after)) => step.stages = stages::between(&before, &after),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!(
+                "{}: the server's metrics could not be read: {error:#}",
+                step.label
+            );
+        }
+    }
     step.server_cpu = charge.server_cpu;
     step.generator_cpu = charge.generator_cpu;
     step.server_switches = charge.server_switches;
@@ -1098,9 +1121,11 @@ async fn load(args: Args) -> Result<()> {
     );
     let mut peak = 0.0f64;
     let mut failures = Vec::new();
+    let mut stage_rows = Vec::new();
     for &concurrency in &args.concurrency {
         let step = measured(&server, closed_loop(&agents, &pool, concurrency, length)).await;
         println!("{}", step.row());
+        stage_rows.push(stages::row(&step.label, &step.stages));
         if let Some(why) = &step.first_failure {
             failures.push(format!("{}: {why}", step.label));
         }
@@ -1109,6 +1134,7 @@ async fn load(args: Args) -> Result<()> {
     for share in [0.8, 1.5] {
         let step = measured(&server, open_loop(&agents, &pool, share * peak, length)).await;
         println!("{}", step.row());
+        stage_rows.push(stages::row(&step.label, &step.stages));
         if let Some(why) = &step.first_failure {
             failures.push(format!("{}: {why}", step.label));
         }
@@ -1124,6 +1150,11 @@ async fn load(args: Args) -> Result<()> {
         "\nsaturation {peak:.0} sessions/s = {:.0}% of in-process batched ({batched:.0} proofs/s; target >= 70%)",
         100.0 * peak / batched
     );
+    println!("\nThe server's own split of SubmitProof, from its metrics endpoint (p99 interpolated inside histogram buckets). engine: the engine's whole part, for submissions that reached a verdict; lookup: reading the device, session and customer; verify: handing the proofs to the verifier until the verdicts come back, which holds queue (waiting for a batch to start) and batch (the batch verification); record: committing the resolution, verdict and audit records (group commit). Reply latency less engine is gRPC and authentication.\n");
+    println!("{}", stages::header());
+    for row in &stage_rows {
+        println!("{row}");
+    }
     for failure in &failures {
         println!("first failure of {failure}");
     }

@@ -169,7 +169,7 @@ async fn start_engine(
         what: format!("creating data directory {}", config.data_dir.display()),
         source,
     })?;
-    let store = SqliteStore::open(&config.database_path()).await?;
+    let store = SqliteStore::open_observed(&config.database_path(), metrics.store.clone()).await?;
     let policies = Policies::load(&config.policy_dir())?;
     let circuits = Catalog::circuits_used(&policies);
     let key_dir = config.key_dir();

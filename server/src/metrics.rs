@@ -94,6 +94,29 @@ impl SubmitMetrics {
     }
 }
 
+/// The SQLite store's group commit (module `store::sqlite::group`).
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// From a write entering the writer's queue to its group starting.
+    pub(crate) write_queue_wait: Histogram,
+    /// One group's transaction, from BEGIN to COMMIT (retries included).
+    pub(crate) group_commit: Histogram,
+    /// Writes per group.
+    pub(crate) group_size: Histogram,
+}
+
+impl StoreMetrics {
+    /// Metrics that no registry exposes (the admin CLI, tests).
+    #[must_use]
+    pub fn unregistered() -> Self {
+        Self {
+            write_queue_wait: latency(),
+            group_commit: latency(),
+            group_size: Histogram::new(BATCH_SIZE_BUCKETS),
+        }
+    }
+}
+
 /// Every metric of one server, and the registry that exposes them. Each
 /// server owns its own: two servers in one process (as in the tests)
 /// never mix their figures.
@@ -101,6 +124,8 @@ pub struct Metrics {
     registry: Registry,
     pub(crate) verifier: VerifierMetrics,
     pub(crate) submit: SubmitMetrics,
+    /// The store's, handed to it when it opens.
+    pub store: StoreMetrics,
 }
 
 impl Default for Metrics {
@@ -115,6 +140,7 @@ impl Metrics {
     pub fn new() -> Self {
         let verifier = VerifierMetrics::unregistered();
         let submit = SubmitMetrics::unregistered();
+        let store = StoreMetrics::unregistered();
         let mut registry = Registry::with_prefix("zkid");
         registry.register_with_unit(
             "proof_queue_wait",
@@ -162,10 +188,28 @@ impl Metrics {
             Unit::Seconds,
             submit.total.clone(),
         );
+        registry.register_with_unit(
+            "store_write_queue_wait",
+            "Time a write (session start, push delivery, resolution) waited for its group commit to start",
+            Unit::Seconds,
+            store.write_queue_wait.clone(),
+        );
+        registry.register_with_unit(
+            "store_group_commit",
+            "Time one group commit's transaction took, BEGIN to COMMIT",
+            Unit::Seconds,
+            store.group_commit.clone(),
+        );
+        registry.register(
+            "store_group_size",
+            "Writes committed together in one transaction",
+            store.group_size.clone(),
+        );
         Self {
             registry,
             verifier,
             submit,
+            store,
         }
     }
 
@@ -226,6 +270,9 @@ mod tests {
             "zkid_submit_proof_verify_seconds",
             "zkid_submit_proof_record_seconds",
             "zkid_submit_proof_seconds",
+            "zkid_store_write_queue_wait_seconds",
+            "zkid_store_group_commit_seconds",
+            "zkid_store_group_size",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

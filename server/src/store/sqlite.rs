@@ -35,6 +35,8 @@ mod group;
 pub use group::GroupCommitStats;
 use group::{GroupCommit, Write, Written};
 
+use crate::metrics::StoreMetrics;
+
 /// The SQLite implementation of [`Store`]. A session's start, its push
 /// delivery and its resolution go through group commit ([`group`]): under
 /// load, concurrent ones share a transaction.
@@ -74,12 +76,24 @@ impl SqliteStore {
     /// # Errors
     /// The database cannot be opened or migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_restarting_at(path, checkpoint::RESTART_FRAMES).await
+        Self::open_observed(path, StoreMetrics::unregistered()).await
     }
 
-    /// [`SqliteStore::open`], starting the WAL over once it holds
+    /// [`SqliteStore::open`], observing the group commit in `metrics`.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_observed(path: &Path, metrics: StoreMetrics) -> Result<Self, StoreError> {
+        Self::open_restarting_at(path, checkpoint::RESTART_FRAMES, metrics).await
+    }
+
+    /// [`SqliteStore::open_observed`], starting the WAL over once it holds
     /// `restart_frames` pages (module `checkpoint`).
-    async fn open_restarting_at(path: &Path, restart_frames: u64) -> Result<Self, StoreError> {
+    async fn open_restarting_at(
+        path: &Path,
+        restart_frames: u64,
+        metrics: StoreMetrics,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -101,7 +115,7 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::start(pool.clone(), restart_frames);
-        Self::migrated(pool, Some(checkpoints)).await
+        Self::migrated(pool, Some(checkpoints), metrics).await
     }
 
     /// A private in-memory database (for tests).
@@ -120,19 +134,20 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         // An in-memory database has no WAL.
-        Self::migrated(pool, None).await
+        Self::migrated(pool, None, StoreMetrics::unregistered()).await
     }
 
     async fn migrated(
         pool: SqlitePool,
         checkpoints: Option<Arc<checkpoint::Checkpoints>>,
+        metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(Self {
-            group: GroupCommit::start(pool.clone(), checkpoints),
+            group: GroupCommit::start(pool.clone(), checkpoints, metrics),
             pool,
         })
     }

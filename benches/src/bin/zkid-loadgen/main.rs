@@ -25,7 +25,8 @@
 //! table gives the server's own split of SubmitProof's time per step, from
 //! its metrics endpoint (scraped before and after the step): the engine's
 //! whole part, the reads before verification, the wait for a verification
-//! batch, the batch itself, and the commit of the verdict.
+//! batch, the batch itself, and the commit of the verdict (its wait for a
+//! group commit, and the group's transaction).
 //! Steps: closed loops at rising concurrency
 //! until throughput stops rising, then open-loop arrivals at 80% and 150% of
 //! the peak. It also measures, in the same run, the in-process
@@ -1150,7 +1151,7 @@ async fn load(args: Args) -> Result<()> {
         "\nsaturation {peak:.0} sessions/s = {:.0}% of in-process batched ({batched:.0} proofs/s; target >= 70%)",
         100.0 * peak / batched
     );
-    println!("\nThe server's own split of SubmitProof, from its metrics endpoint (p99 interpolated inside histogram buckets). engine: the engine's whole part, for submissions that reached a verdict; lookup: reading the device, session and customer; verify: handing the proofs to the verifier until the verdicts come back, which holds queue (waiting for a batch to start) and batch (the batch verification); record: committing the resolution, verdict and audit records (group commit). Reply latency less engine is gRPC and authentication.\n");
+    println!("\nThe server's own split of SubmitProof, from its metrics endpoint (p99 interpolated inside histogram buckets). engine: the engine's whole part, for submissions that reached a verdict; lookup: reading the device, session and customer; verify: handing the proofs to the verifier until the verdicts come back, which holds queue (waiting for a batch to start) and batch (the batch verification); record: committing the resolution, verdict and audit records, which holds write queue (waiting for a group commit to start; every write, of the session's start and push delivery too) and group commit (one group's transaction). Reply latency less engine is gRPC and authentication.\n");
     println!("{}", stages::header());
     for row in &stage_rows {
         println!("{row}");

@@ -11,17 +11,22 @@ use hyper_util::rt::TokioIo;
 use prometheus_parse::{Scrape, Value};
 
 /// The histograms the stage table reads, by metric name.
-pub const STAGES: [(&str, &str); 6] = [
+pub const STAGES: [(&str, &str); 8] = [
     ("engine", "zkid_submit_proof_seconds"),
     ("lookup", "zkid_submit_proof_lookup_seconds"),
     ("verify", "zkid_submit_proof_verify_seconds"),
     ("queue", "zkid_proof_queue_wait_seconds"),
     ("batch", "zkid_proof_batch_seconds"),
     ("record", "zkid_submit_proof_record_seconds"),
+    ("write queue", "zkid_store_write_queue_wait_seconds"),
+    ("group commit", "zkid_store_group_commit_seconds"),
 ];
 
 /// Proofs per batch.
 pub const BATCH_SIZE: &str = "zkid_proof_batch_size";
+
+/// Writes per group commit.
+pub const GROUP_SIZE: &str = "zkid_store_group_size";
 
 /// One histogram: cumulative bucket counts by upper bound, sum and count.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,8 +120,8 @@ pub fn header() -> String {
     for (stage, _) in STAGES {
         header.push_str(&format!(" {stage} mean ms | {stage} p99 ms |"));
     }
-    header.push_str(" proofs per batch |");
-    let columns = 2 + 2 * STAGES.len();
+    header.push_str(" proofs per batch | writes per group |");
+    let columns = 3 + 2 * STAGES.len();
     let separator = format!("|{}", " --- |".repeat(columns));
     format!("{header}\n{separator}")
 }
@@ -134,8 +139,10 @@ pub fn row(label: &str, step: &Snapshot) -> String {
             histogram.quantile(0.99) * 1e3
         ));
     }
-    let batch = step.get(BATCH_SIZE).unwrap_or(&missing);
-    row.push_str(&format!(" {:.1} |", batch.mean()));
+    for size in [BATCH_SIZE, GROUP_SIZE] {
+        let sizes = step.get(size).unwrap_or(&missing);
+        row.push_str(&format!(" {:.1} |", sizes.mean()));
+    }
     row
 }
 

@@ -221,6 +221,7 @@ mod tests {
     use crate::domain::{
         audit::AuditEvent, keyring::KeyRing, model::Timestamp, AuditAppend, Store,
     };
+    use crate::metrics::StoreMetrics;
 
     fn event(n: usize) -> AuditEvent {
         AuditEvent {
@@ -267,9 +268,10 @@ mod tests {
     async fn grouped_writes(restart_frames: u64) -> Run {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("zkid.sqlite3");
-        let store = SqliteStore::open_restarting_at(&path, restart_frames)
-            .await
-            .expect("store");
+        let store =
+            SqliteStore::open_restarting_at(&path, restart_frames, StoreMetrics::unregistered())
+                .await
+                .expect("store");
         let automatic: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&store.pool)
             .await

@@ -26,9 +26,12 @@
 //! the admin CLI) take the same write lock and read the log's end
 //! themselves, so the chain stays one chain.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
 };
 
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
@@ -37,11 +40,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     backend, checkpoint::Checkpoints, corrupt, hash32, insert_session_in, resolve_in, BEGIN_WRITE,
 };
-use crate::domain::{
-    audit::{AuditEvent, AuditRecord},
-    keyring::KeyRing,
-    model::{Resolution, Resolved, Session, SessionId},
-    StoreError,
+use crate::{
+    domain::{
+        audit::{AuditEvent, AuditRecord},
+        keyring::KeyRing,
+        model::{Resolution, Resolved, Session, SessionId},
+        StoreError,
+    },
+    metrics::{observe, StoreMetrics},
 };
 
 /// The most writes one transaction takes.
@@ -78,6 +84,7 @@ struct Job {
     write: Write,
     keys: KeyRing,
     reply: oneshot::Sender<Result<Written, StoreError>>,
+    queued: Instant,
 }
 
 /// Counters of the group commit, since the store was opened.
@@ -115,10 +122,20 @@ impl GroupCommit {
     /// dropped.
     /// With `checkpoints`, the writer starts the WAL over between groups
     /// when it is due (module `checkpoint`).
-    pub(super) fn start(pool: SqlitePool, checkpoints: Option<Arc<Checkpoints>>) -> Self {
+    pub(super) fn start(
+        pool: SqlitePool,
+        checkpoints: Option<Arc<Checkpoints>>,
+        metrics: StoreMetrics,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(writer(pool, queue, Arc::clone(&counters), checkpoints));
+        tokio::spawn(writer(
+            pool,
+            queue,
+            Arc::clone(&counters),
+            checkpoints,
+            metrics,
+        ));
         Self { jobs, counters }
     }
 
@@ -133,6 +150,7 @@ impl GroupCommit {
             write,
             keys: keys.clone(),
             reply,
+            queued: Instant::now(),
         };
         let gone = || StoreError::Backend("the group-commit writer stopped".into());
         self.jobs.send(job).await.map_err(|_| gone())?;
@@ -157,6 +175,7 @@ async fn writer(
     mut queue: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
     checkpoints: Option<Arc<Checkpoints>>,
+    metrics: StoreMetrics,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.recv().await {
@@ -167,7 +186,16 @@ async fn writer(
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        for job in &group {
+            observe(
+                &metrics.write_queue_wait,
+                started.saturating_duration_since(job.queued),
+            );
+        }
+        metrics.group_size.observe(group.len() as f64);
         commit_group(&pool, &mut group, &counters).await;
+        observe(&metrics.group_commit, started.elapsed());
         if let Some(checkpoints) = &checkpoints {
             checkpoints.restart_if_due(&pool).await;
         }

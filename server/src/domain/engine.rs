@@ -32,7 +32,7 @@ use super::{
     proofs::{ProofChecker, ProofItem},
     secrets::{self, Token},
     AuditAppend, CustomerRegistration, DeviceEnrollment, DomainError, RevertOutcome, StandingQuery,
-    StartStanding, Store,
+    StartStanding, Store, StoreError,
 };
 
 // Client-certificate authentication (mTLS), beside token authentication.
@@ -1056,17 +1056,14 @@ impl Engine {
         self.expired_if_due(caller, session).await
     }
 
-    /// [`Engine::visible_session`] with its subject, in one read.
+    /// [`Engine::visible_session`] with its subject, from `read`: what
+    /// [`Store::session_with_subject`] returned (one read for both).
     async fn visible_session_with_subject(
         &self,
         caller: &Caller,
-        id: &SessionId,
+        read: Result<Option<(Session, Option<Customer>)>, StoreError>,
     ) -> Result<(Session, Customer), DomainError> {
-        let (session, subject) = self
-            .store
-            .session_with_subject(id)
-            .await?
-            .ok_or(DomainError::NotFound("session"))?;
+        let (session, subject) = read?.ok_or(DomainError::NotFound("session"))?;
         let session = self.expired_if_due(caller, session).await?;
         let subject =
             subject.ok_or_else(|| DomainError::Internal("session of a missing customer".into()))?;
@@ -1512,11 +1509,20 @@ impl Engine {
         proofs: Vec<SubmittedProof>,
     ) -> Result<Session, DomainError> {
         let started = Instant::now();
-        let device = self.active_caller_device(caller).await?;
+        require(caller, Role::Device, Scope::Full)?;
+        // The two reads are independent: waiting for both at once saves a
+        // round trip to a connection's worker thread, and under load a
+        // wake-up on the runtime's queue. The session is only looked at
+        // once the device has passed, as if read after it.
+        let (device, session) = tokio::join!(
+            self.active_caller_device(caller),
+            self.store.session_with_subject(id)
+        );
+        let device = device?;
         if device.status != DeviceStatus::Active {
             return Err(DomainError::PermissionDenied("device is no longer active"));
         }
-        let (session, customer) = self.visible_session_with_subject(caller, id).await?;
+        let (session, customer) = self.visible_session_with_subject(caller, session).await?;
         let looked_up = Instant::now();
         match session.state {
             SessionState::Pending => {}

@@ -142,68 +142,65 @@ impl Metrics {
         let submit = SubmitMetrics::unregistered();
         let store = StoreMetrics::unregistered();
         let mut registry = Registry::with_prefix("zkid");
-        registry.register_with_unit(
-            "proof_queue_wait",
-            "Time a proof submission waited for its verification batch to start",
-            Unit::Seconds,
-            verifier.queue_wait.clone(),
-        );
-        registry.register_with_unit(
-            "proof_batch",
-            "Time one batch verification took, bisection of a failing batch included",
-            Unit::Seconds,
-            verifier.batch.clone(),
-        );
+        let latencies = [
+            (
+                "proof_queue_wait",
+                "Time a proof submission waited for its verification batch to start",
+                &verifier.queue_wait,
+            ),
+            (
+                "proof_batch",
+                "Time one batch verification took, bisection of a failing batch included",
+                &verifier.batch,
+            ),
+            (
+                "submit_proof_lookup",
+                "SubmitProof: reading the device, the session and the customer",
+                &submit.lookup,
+            ),
+            (
+                "submit_proof_verify",
+                "SubmitProof: from handing the proofs to the verifier to their verdicts",
+                &submit.verify,
+            ),
+            (
+                "submit_proof_record",
+                "SubmitProof: recording the resolution, verdict and audit records (group commit)",
+                &submit.record,
+            ),
+            (
+                "submit_proof",
+                "SubmitProof: the engine's whole part, for submissions that reached a verdict",
+                &submit.total,
+            ),
+            (
+                "store_write_queue_wait",
+                "Time a write (session start, push delivery, resolution) waited for its group commit to start",
+                &store.write_queue_wait,
+            ),
+            (
+                "store_group_commit",
+                "Time one group commit's transaction took, BEGIN to COMMIT",
+                &store.group_commit,
+            ),
+        ];
+        for (name, help, histogram) in latencies {
+            registry.register_with_unit(name, help, Unit::Seconds, histogram.clone());
+        }
         registry.register(
             "proof_batch_size",
             "Proofs verified together in one batch",
             verifier.batch_size.clone(),
         );
         registry.register(
-            "proof_submissions_shed",
-            "Proof submissions refused with RESOURCE_EXHAUSTED because the verifier's queue was full",
-            verifier.shed.clone(),
-        );
-        registry.register_with_unit(
-            "submit_proof_lookup",
-            "SubmitProof: reading the device, the session and the customer",
-            Unit::Seconds,
-            submit.lookup.clone(),
-        );
-        registry.register_with_unit(
-            "submit_proof_verify",
-            "SubmitProof: from handing the proofs to the verifier to their verdicts",
-            Unit::Seconds,
-            submit.verify.clone(),
-        );
-        registry.register_with_unit(
-            "submit_proof_record",
-            "SubmitProof: recording the resolution, verdict and audit records (group commit)",
-            Unit::Seconds,
-            submit.record.clone(),
-        );
-        registry.register_with_unit(
-            "submit_proof",
-            "SubmitProof: the engine's whole part, for submissions that reached a verdict",
-            Unit::Seconds,
-            submit.total.clone(),
-        );
-        registry.register_with_unit(
-            "store_write_queue_wait",
-            "Time a write (session start, push delivery, resolution) waited for its group commit to start",
-            Unit::Seconds,
-            store.write_queue_wait.clone(),
-        );
-        registry.register_with_unit(
-            "store_group_commit",
-            "Time one group commit's transaction took, BEGIN to COMMIT",
-            Unit::Seconds,
-            store.group_commit.clone(),
-        );
-        registry.register(
             "store_group_size",
             "Writes committed together in one transaction",
             store.group_size.clone(),
+        );
+        registry.register(
+            "proof_submissions_shed",
+            "Proof submissions refused with RESOURCE_EXHAUSTED because the verifier's queue was full",
+            verifier.shed.clone(),
         );
         Self {
             registry,

@@ -493,6 +493,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[serial_test::serial(timing)]
     async fn a_lone_proof_is_not_delayed_by_the_window() {
         let checker =
             ProofChecker::with_settings(verifier(), settings(16, 64, Duration::from_secs(30)));
@@ -531,6 +532,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[serial_test::serial(timing)]
     async fn a_stream_of_lone_proofs_is_gathered_into_batches() {
         let proof = item(1, 10);
         // Proofs spaced well apart from each other's verification, so that
@@ -609,6 +611,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[serial_test::serial(timing)]
     async fn submissions_arriving_during_a_batch_wait_for_it_and_go_together() {
         // No window: only the batch in flight makes them wait.
         let checker = ProofChecker::with_settings(verifier(), settings(64, 64, Duration::ZERO));

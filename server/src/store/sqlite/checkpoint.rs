@@ -323,7 +323,11 @@ mod tests {
         }
     }
 
+    // Its 16 writers load both cores: beside the verifier's timing tests,
+    // one skews the other (this test failed 3 of 8 full-suite runs, and
+    // the batching test once in CI, before they were kept apart).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[serial_test::serial(timing)]
     async fn the_wal_stays_bounded_under_continuous_grouped_writes() {
         // How much the WAL outgrows the threshold depends on how many
         // frames are appended between two passive steps, that is on the

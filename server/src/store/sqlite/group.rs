@@ -2,7 +2,8 @@
 //! start, its push delivery and its resolution, each with its audit
 //! records.
 //!
-//! Callers hand their write to one writer task and wait for its answer.
+//! Callers hand their write to one writer task, on a thread and runtime of
+//! its own, and wait for its answer.
 //! The writer takes every write queued at that moment (at most
 //! [`MAX_GROUP`]) and applies them in one `BEGIN IMMEDIATE` transaction, in
 //! arrival order, chaining their audit records after the log's last record;
@@ -129,13 +130,25 @@ impl GroupCommit {
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(writer(
-            pool,
-            queue,
-            Arc::clone(&counters),
-            checkpoints,
-            metrics,
-        ));
+        let writes = writer(pool, queue, Arc::clone(&counters), checkpoints, metrics);
+        // The writer awaits the connection's worker thread several times
+        // per group. On the shared runtime each of those wake-ups queues
+        // behind every RPC task that is ready, and under load that queue,
+        // not SQLite, made most of a resolution's commit time. On a
+        // runtime of its own it runs as soon as its statement is done.
+        // If the thread cannot start, the queue's receiver is dropped and
+        // every write fails as "the writer stopped", which is logged.
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("zkid-group-commit".into())
+                    .spawn(move || runtime.block_on(writes))
+            });
+        if let Err(error) = started {
+            tracing::error!(%error, "could not start the group-commit writer");
+        }
         Self { jobs, counters }
     }
 

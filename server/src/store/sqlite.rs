@@ -114,7 +114,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        let checkpoints = checkpoint::Checkpoints::start(pool.clone(), restart_frames);
+        let checkpoints = checkpoint::Checkpoints::new(restart_frames);
         Self::migrated(pool, Some(checkpoints), metrics).await
     }
 

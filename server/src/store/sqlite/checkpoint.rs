@@ -8,7 +8,7 @@
 //! a second under load. So the store's connections set
 //! `wal_autocheckpoint = 0` and the work is split in two:
 //!
-//! - [`Checkpoints::start`] runs a `PASSIVE` checkpoint every
+//! - [`Checkpoints::passive_steps`] runs a `PASSIVE` checkpoint every
 //!   [`PASSIVE_PAUSE`] on a pool connection of its own. It copies and
 //!   fsyncs while the writer goes on appending: it blocks nobody.
 //! - A passive checkpoint beside a writer that never pauses never reaches
@@ -78,19 +78,28 @@ pub(super) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Starts passive checkpoints of `pool`'s database, whose connections
-    /// must have `wal_autocheckpoint = 0`. They stop once the returned
-    /// handle and its clones are dropped, or the pool is closed.
-    /// [`RESTART_FRAMES`] is the production threshold; tests pass less.
-    pub(super) fn start(pool: SqlitePool, restart_frames: u64) -> Arc<Self> {
-        let checkpoints = Arc::new(Self {
+    /// The checkpoint state of a database whose connections have
+    /// `wal_autocheckpoint = 0`. [`RESTART_FRAMES`] is the production
+    /// threshold; tests pass less.
+    pub(super) fn new(restart_frames: u64) -> Arc<Self> {
+        Arc::new(Self {
             running: Mutex::new(()),
             wal_frames: AtomicU64::new(0),
             last_refused: std::sync::Mutex::new(None),
             restart_frames: restart_frames.max(1),
-        });
-        tokio::spawn(passive(pool, Arc::downgrade(&checkpoints)));
-        checkpoints
+        })
+    }
+
+    /// The passive checkpoints of `pool`'s database, one every
+    /// [`PASSIVE_PAUSE`], until this handle and its clones are dropped or
+    /// the pool is closed. The group-commit writer runs them on its own
+    /// runtime: they are what tells it the WAL's size, and on the shared
+    /// runtime, under load, they fell behind a writer that is not there.
+    pub(super) fn passive_steps(
+        self: &Arc<Self>,
+        pool: SqlitePool,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        passive(pool, Arc::downgrade(self))
     }
 
     /// Frames in the WAL as of the last checkpoint.

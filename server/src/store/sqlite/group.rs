@@ -130,21 +130,31 @@ impl GroupCommit {
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
+        let passive = checkpoints
+            .as_ref()
+            .map(|checkpoints| checkpoints.passive_steps(pool.clone()));
         let writes = writer(pool, queue, Arc::clone(&counters), checkpoints, metrics);
         // The writer awaits the connection's worker thread several times
         // per group. On the shared runtime each of those wake-ups queues
         // behind every RPC task that is ready, and under load that queue,
         // not SQLite, made most of a resolution's commit time. On a
         // runtime of its own it runs as soon as its statement is done.
-        // If the thread cannot start, the queue's receiver is dropped and
-        // every write fails as "the writer stopped", which is logged.
+        // The passive checkpoints run beside it there (module
+        // `checkpoint`). If the thread cannot start, the queue's receiver
+        // is dropped and every write fails as "the writer stopped", which
+        // is logged.
         let started = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .and_then(|runtime| {
                 std::thread::Builder::new()
                     .name("zkid-group-commit".into())
-                    .spawn(move || runtime.block_on(writes))
+                    .spawn(move || {
+                        if let Some(passive) = passive {
+                            runtime.spawn(passive);
+                        }
+                        runtime.block_on(writes);
+                    })
             });
         if let Err(error) = started {
             tracing::error!(%error, "could not start the group-commit writer");

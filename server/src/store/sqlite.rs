@@ -31,11 +31,9 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 mod certificate;
 mod checkpoint;
 mod group;
-mod readers;
 
 pub use group::GroupCommitStats;
 use group::{GroupCommit, Write, Written};
-use readers::Readers;
 
 use crate::metrics::StoreMetrics;
 
@@ -45,7 +43,6 @@ use crate::metrics::StoreMetrics;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    readers: Readers,
     group: GroupCommit,
 }
 
@@ -108,21 +105,17 @@ impl SqliteStore {
             // (`checkpoint`).
             .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
-            // The group-commit writer, the passive checkpoints and the
-            // writes outside group commit; reads have their own
-            // connections (`readers`).
-            .max_connections(3)
+            // Readers, the group-commit writer and the passive checkpoints.
+            .max_connections(5)
             // A connection to a local file has nothing to test: sqlx's
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::new(restart_frames);
-        let mut store = Self::migrated(pool, Some(checkpoints), metrics).await?;
-        store.readers = Readers::open(&options, readers::READERS).await?;
-        Ok(store)
+        Self::migrated(pool, Some(checkpoints), metrics).await
     }
 
     /// A private in-memory database (for tests).
@@ -155,7 +148,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(Self {
             group: GroupCommit::start(pool.clone(), checkpoints, metrics),
-            readers: Readers::Pooled(pool.clone()),
             pool,
         })
     }
@@ -165,9 +157,8 @@ impl SqliteStore {
         self.group.stats()
     }
 
-    /// Closes the readers and the pool, checkpointing the WAL.
+    /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
-        self.readers.close().await;
         self.pool.close().await;
     }
 }
@@ -535,7 +526,7 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let row = sqlx::query("SELECT id, display_name, created_at FROM tenants WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -565,7 +556,7 @@ impl Store for SqliteStore {
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query("SELECT * FROM credentials WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -610,7 +601,7 @@ impl Store for SqliteStore {
             "SELECT * FROM credentials WHERE tenant_id = ? AND scope = 'full' ORDER BY created_at",
         )
         .bind(tenant.as_str())
-        .fetch_all(&mut *self.readers.get().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -746,7 +737,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.readers.get().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         row.map(|row| customer_from(&row, tenant, customer_ref))
@@ -765,7 +756,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(subject_ref.as_str())
-        .fetch_optional(&mut *self.readers.get().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -865,7 +856,7 @@ impl Store for SqliteStore {
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         sqlx::query("SELECT * FROM devices WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -884,7 +875,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.readers.get().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?
         .as_ref()
@@ -967,7 +958,7 @@ impl Store for SqliteStore {
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         sqlx::query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -987,7 +978,7 @@ impl Store for SqliteStore {
              WHERE s.id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&mut *self.readers.get().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -1017,7 +1008,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&mut *self.readers.get().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -1045,8 +1036,8 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
     ) -> Result<LockoutState, StoreError> {
-        let mut reader = self.readers.get().await?;
-        lockout_row(&mut reader, tenant, customer_ref).await
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lockout_row(&mut conn, tenant, customer_ref).await
     }
 
     async fn clear_lock(
@@ -1091,7 +1082,7 @@ impl Store for SqliteStore {
     async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError> {
         sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
             .as_ref()
@@ -1110,7 +1101,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&mut *self.readers.get().await?)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?
         .as_ref()
@@ -1130,7 +1121,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&mut *self.readers.get().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?
         .iter()
@@ -1355,13 +1346,13 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.readers.get().await?)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend)?,
             None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&mut *self.readers.get().await?)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?,
         };
@@ -1386,7 +1377,7 @@ impl Store for SqliteStore {
 
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         let rows = sqlx::query("SELECT * FROM tree_heads ORDER BY size")
-            .fetch_all(&mut *self.readers.get().await?)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
         rows.iter()
@@ -1419,7 +1410,7 @@ impl Store for SqliteStore {
         .bind(q.minute_ago.0)
         .bind(q.tenant.as_str())
         .bind(q.subject_ref.as_str())
-        .fetch_one(&mut *self.readers.get().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         let count = |name: &str| -> Result<u64, StoreError> {
@@ -1452,7 +1443,7 @@ impl Store for SqliteStore {
         )
         .bind(agent.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.readers.get().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1471,7 +1462,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.readers.get().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1487,7 +1478,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(since.0)
-        .fetch_one(&mut *self.readers.get().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1506,7 +1497,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.readers.get().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1538,7 +1529,7 @@ impl Store for SqliteStore {
         )
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.readers.get().await?)
+        .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         ids.iter()
@@ -1556,7 +1547,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_one(&mut *self.readers.get().await?)
+        .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1586,7 +1577,7 @@ impl Store for SqliteStore {
     async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
             .bind(session.as_str())
-            .fetch_optional(&mut *self.readers.get().await?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)
     }

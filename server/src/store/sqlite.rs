@@ -31,9 +31,11 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 mod certificate;
 mod checkpoint;
 mod group;
+mod readers;
 
 pub use group::GroupCommitStats;
 use group::{GroupCommit, Write, Written};
+use readers::Readers;
 
 use crate::metrics::StoreMetrics;
 
@@ -43,6 +45,7 @@ use crate::metrics::StoreMetrics;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    readers: Readers,
     group: GroupCommit,
 }
 
@@ -105,17 +108,21 @@ impl SqliteStore {
             // (`checkpoint`).
             .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
-            // Readers, the group-commit writer and the passive checkpoints.
-            .max_connections(5)
+            // The group-commit writer, and one for the passive
+            // checkpoints and the few writes outside group commit; reads
+            // have connections of their own (`readers`).
+            .max_connections(2)
             // A connection to a local file has nothing to test: sqlx's
             // default ping before each acquire costs a round trip to the
             // connection's worker thread on every statement.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::new(restart_frames);
-        Self::migrated(pool, Some(checkpoints), metrics).await
+        let mut store = Self::migrated(pool, Some(checkpoints), metrics).await?;
+        store.readers = Readers::open(&options, readers::READERS).await?;
+        Ok(store)
     }
 
     /// A private in-memory database (for tests).
@@ -148,6 +155,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(Self {
             group: GroupCommit::start(pool.clone(), checkpoints, metrics),
+            readers: Readers::Pooled(pool.clone()),
             pool,
         })
     }
@@ -157,8 +165,9 @@ impl SqliteStore {
         self.group.stats()
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the readers and the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 }
@@ -526,7 +535,7 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let row = sqlx::query("SELECT id, display_name, created_at FROM tenants WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -556,7 +565,7 @@ impl Store for SqliteStore {
     async fn credential(&self, id: &CredentialId) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query("SELECT * FROM credentials WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -601,7 +610,7 @@ impl Store for SqliteStore {
             "SELECT * FROM credentials WHERE tenant_id = ? AND scope = 'full' ORDER BY created_at",
         )
         .bind(tenant.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -737,7 +746,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         row.map(|row| customer_from(&row, tenant, customer_ref))
@@ -756,7 +765,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(subject_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -856,7 +865,7 @@ impl Store for SqliteStore {
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         sqlx::query("SELECT * FROM devices WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -875,7 +884,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?
         .as_ref()
@@ -958,7 +967,7 @@ impl Store for SqliteStore {
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         sqlx::query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -978,7 +987,7 @@ impl Store for SqliteStore {
              WHERE s.id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         let Some(row) = row else {
@@ -1008,7 +1017,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -1036,8 +1045,8 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         customer_ref: &CustomerRef,
     ) -> Result<LockoutState, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        lockout_row(&mut conn, tenant, customer_ref).await
+        let mut reader = self.readers.get().await?;
+        lockout_row(&mut reader, tenant, customer_ref).await
     }
 
     async fn clear_lock(
@@ -1082,7 +1091,7 @@ impl Store for SqliteStore {
     async fn change(&self, id: &ChangeId) -> Result<Option<CredentialChange>, StoreError> {
         sqlx::query("SELECT * FROM credential_changes WHERE id = ?")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -1101,7 +1110,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?
         .as_ref()
@@ -1121,7 +1130,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(now.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?
         .iter()
@@ -1346,13 +1355,13 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?,
             None => sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?")
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.readers.get().await?)
                 .await
                 .map_err(backend)?,
         };
@@ -1377,7 +1386,7 @@ impl Store for SqliteStore {
 
     async fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         let rows = sqlx::query("SELECT * FROM tree_heads ORDER BY size")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?;
         rows.iter()
@@ -1410,7 +1419,7 @@ impl Store for SqliteStore {
         .bind(q.minute_ago.0)
         .bind(q.tenant.as_str())
         .bind(q.subject_ref.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         let count = |name: &str| -> Result<u64, StoreError> {
@@ -1443,7 +1452,7 @@ impl Store for SqliteStore {
         )
         .bind(agent.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1462,7 +1471,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1478,7 +1487,7 @@ impl Store for SqliteStore {
         )
         .bind(device.as_str())
         .bind(since.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1497,7 +1506,7 @@ impl Store for SqliteStore {
         .bind(tenant.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1529,7 +1538,7 @@ impl Store for SqliteStore {
         )
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         ids.iter()
@@ -1547,7 +1556,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(customer_ref.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
@@ -1577,7 +1586,7 @@ impl Store for SqliteStore {
     async fn login_audience(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT audience FROM operator_logins WHERE session_id = ?")
             .bind(session.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)
     }

@@ -42,7 +42,7 @@ impl CertificateStore for SqliteStore {
     ) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query("SELECT * FROM credentials WHERE kind = 'certificate' AND token_hash = ?")
             .bind(fingerprint.as_slice())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.get().await?)
             .await
             .map_err(backend)?
             .as_ref()
@@ -59,7 +59,7 @@ impl CertificateStore for SqliteStore {
              ORDER BY created_at",
         )
         .bind(tenant.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.readers.get().await?)
         .await
         .map_err(backend)?;
         ids.iter()

@@ -120,9 +120,8 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         let checkpoints = checkpoint::Checkpoints::new(restart_frames);
-        let mut store = Self::migrated(pool, Some(checkpoints), metrics).await?;
-        store.readers = Readers::open(&options, readers::READERS).await?;
-        Ok(store)
+        let readers = Readers::open(&options, readers::READERS).await?;
+        Self::migrated(pool, readers, Some(checkpoints), metrics).await
     }
 
     /// A private in-memory database (for tests).
@@ -140,12 +139,15 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        // An in-memory database has no WAL.
-        Self::migrated(pool, None, StoreMetrics::unregistered()).await
+        // An in-memory database has no WAL, and lives in its one
+        // connection: reads share it.
+        let readers = Readers::Pooled(pool.clone());
+        Self::migrated(pool, readers, None, StoreMetrics::unregistered()).await
     }
 
     async fn migrated(
         pool: SqlitePool,
+        readers: Readers,
         checkpoints: Option<Arc<checkpoint::Checkpoints>>,
         metrics: StoreMetrics,
     ) -> Result<Self, StoreError> {
@@ -155,7 +157,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(Self {
             group: GroupCommit::start(pool.clone(), checkpoints, metrics),
-            readers: Readers::Pooled(pool.clone()),
+            readers,
             pool,
         })
     }

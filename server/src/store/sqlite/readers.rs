@@ -124,13 +124,17 @@ impl DerefMut for Reader {
 mod tests {
     use super::*;
 
+    fn wal_file(dir: &tempfile::TempDir) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(dir.path().join("readers.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+    }
+
     #[tokio::test]
     async fn readers_see_what_the_pool_committed_and_are_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("readers.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let options = wal_file(&dir);
         let pool = SqlitePool::connect_with(options.clone())
             .await
             .expect("pool");
@@ -155,7 +159,12 @@ mod tests {
         let Readers::Own(own) = &readers else {
             panic!("a file's readers are their own");
         };
-        assert_eq!(own.status().size, 2, "readers go back, none is lost");
+        let status = own.status();
+        assert_eq!(
+            (status.size, status.available),
+            (2, 2),
+            "readers go back, none is lost"
+        );
         readers.close().await;
         assert!(readers.get().await.is_err(), "a closed pool lends nothing");
     }
@@ -163,11 +172,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_dropped_midway_leaves_its_reader_usable() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("readers.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let readers = Readers::open(&options, 1).await.expect("readers");
+        let readers = Readers::open(&wal_file(&dir), 1).await.expect("readers");
         {
             let mut reader = readers.get().await.expect("reader");
             // A statement long enough to be dropped while the worker runs it.
@@ -176,7 +181,8 @@ mod tests {
                  SELECT SUM(i) FROM n",
             )
             .fetch_one(&mut *reader);
-            let _ = tokio::time::timeout(Duration::from_millis(5), slow).await;
+            let outcome = tokio::time::timeout(Duration::from_millis(5), slow).await;
+            assert!(outcome.is_err(), "the read was dropped before it ended");
         }
         let mut reader = readers.get().await.expect("the reader came back");
         let one: i64 = sqlx::query_scalar("SELECT 1")

@@ -27,13 +27,13 @@
 //! whole part, the reads before verification, the wait for a verification
 //! batch, the batch itself, and the commit of the verdict (its wait for a
 //! group commit, and the group's transaction).
-//! Steps: closed loops at rising concurrency
-//! until throughput stops rising, then open-loop arrivals at shares of the
-//! peak (`--open-shares`, by default 80% and 150%). It also measures, in the same run, the in-process
-//! `verify_batch` throughput, the transport floor (health checks: the
-//! cheapest RPC the server answers), and the customer flow (push reaching
-//! the phone to PASSED at the agent, with a real proof, on a second server
-//! with random challenges) against proving alone.
+//! Steps: closed loops at rising concurrency until throughput stops rising,
+//! then open-loop arrivals at shares of the peak (`--open-shares`, by
+//! default 80% and 150%). It also measures, in the same run, the
+//! in-process `verify_batch` throughput, the transport floor (health
+//! checks: the cheapest RPC the server answers), and the customer flow
+//! (push reaching the phone to PASSED at the agent, with a real proof, on
+//! a second server with random challenges) against proving alone.
 //!
 //! ```sh
 //! cargo run --release -p zkid-benches --bin zkid-loadgen -- --help
@@ -101,7 +101,7 @@ struct Args {
     )]
     concurrency: Vec<usize>,
     /// Open-loop steps after the closed loops, each a share of the
-    /// closed-loop peak, comma-separated (0.8 is the issue's p99 target).
+    /// closed-loop peak, comma-separated (the p99 target is read at 0.8).
     #[arg(
         long,
         value_delimiter = ',',

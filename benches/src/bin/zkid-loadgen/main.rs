@@ -129,6 +129,9 @@ struct Args {
     serve_challenge: Option<String>,
 }
 
+/// The open-loop share of the closed-loop peak that the p99 target is read at.
+const TARGET_SHARE: f64 = 0.8;
+
 /// One open-loop step's share of the closed-loop peak: a positive,
 /// finite factor, so that the offered rate is a rate.
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -1168,7 +1171,7 @@ async fn load(args: Args) -> Result<()> {
     }
     for (share, p99) in tails {
         // Printed after the table, so that the table stays one table.
-        let target = if (share - 0.8).abs() < 1e-9 {
+        let target = if share == TARGET_SHARE {
             " (target <= 50)"
         } else {
             ""
@@ -1204,7 +1207,7 @@ mod tests {
     #[test]
     fn open_shares_default_to_the_targets_steps_and_refuse_non_rates() {
         let args = Args::try_parse_from(["zkid-loadgen"]).expect("defaults parse");
-        assert_eq!(args.open_shares, [0.8, 1.5]);
+        assert_eq!(args.open_shares, [TARGET_SHARE, 1.5]);
         let args = Args::try_parse_from(["zkid-loadgen", "--open-shares", "0.6,0.7,0.8"])
             .expect("a list parses");
         assert_eq!(args.open_shares, [0.6, 0.7, 0.8]);

@@ -9,8 +9,7 @@
 mod floor;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use floor::Floor;
-use zkid_benches::{pin_circuit, pin_keys, pin_proof, pool, rng};
+use zkid_benches::{pin_circuit, pin_keys, pin_proof, pool, rng, Floor};
 use zkid_circuits::{
     batch::BatchItem, circuit::shape, encoding::decode_proof, generate_keys, pin::PinKnowledge,
     prove, Verifier,
@@ -73,7 +72,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // The floor: what any Groth16 verification must pay.
-    Floor::new(&vk, &proof).bench(&mut group, &one);
+    floor::bench(&Floor::new(&vk, &proof).expect("valid"), &mut group, &one);
     group.finish();
 
     let proofs: Vec<_> = (0..256)

@@ -5,6 +5,10 @@
 //! benches with `cargo bench -p zkid-benches`; figures are recorded in
 //! `benches/RESULTS.md`.
 
+mod floor;
+
+pub use floor::Floor;
+
 use ark_bn254::Fr;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;

@@ -169,7 +169,7 @@ fn bench_circuit<C, F>(
     // and the batches' do: an `install` per iteration added a cross-thread
     // wake-up to every verification and none to the floor, which made this
     // ratio read up to 1.48 while the same check timed as a batch of one
-    // read 0.92 to 1.13 (benches/RESULTS.md, 2026-12-06).
+    // read 0.92 to 1.13 (benches/RESULTS.md, 2026-12-07).
     group.bench_function("verify from bytes/1-thread", |b| {
         one.install(|| {
             b.iter(|| {

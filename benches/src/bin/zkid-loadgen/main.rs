@@ -132,6 +132,46 @@ struct Args {
 /// The open-loop share of the closed-loop peak that the p99 target is read at.
 const TARGET_SHARE: f64 = 0.8;
 
+/// The share of the in-process batched throughput that the server's
+/// saturation is held to.
+const THROUGHPUT_TARGET: f64 = 0.7;
+
+/// Exchanges between generator and server in one session: StartVerification,
+/// WatchVerification and SubmitProof, and the push on the phone's open
+/// feed. Each costs at least a health check's CPU on either side, so four
+/// health checks are a lower bound on a session's transport.
+const SESSION_EXCHANGES: f64 = 4.0;
+
+/// What the throughput target leaves a session, from one run's own
+/// figures (all in milliseconds of CPU per session, server and generator
+/// together).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Budget {
+    /// All that `cores` can spend per session at the target's rate.
+    allowed: f64,
+    /// The proof's verification, at the in-process rate on the same cores.
+    proof: f64,
+    /// The transport's lower bound, when the transport floor was measured.
+    transport: Option<f64>,
+    /// What is left for authentication, storage, audit and the rest.
+    rest: f64,
+}
+
+/// The [`Budget`] of a session at `THROUGHPUT_TARGET` of `batched` proofs
+/// per second on `cores`, with the health check costing
+/// `floor_check_ms` on both sides together.
+fn budget(cores: usize, batched: f64, floor_check_ms: Option<f64>) -> Budget {
+    let allowed = cores as f64 * 1e3 / (THROUGHPUT_TARGET * batched);
+    let proof = cores as f64 * 1e3 / batched;
+    let transport = floor_check_ms.map(|check| SESSION_EXCHANGES * check);
+    Budget {
+        allowed,
+        proof,
+        transport,
+        rest: allowed - proof - transport.unwrap_or(0.0),
+    }
+}
+
 /// One open-loop step's share of the closed-loop peak: a positive,
 /// finite factor, so that the offered rate is a rate.
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -734,6 +774,14 @@ impl Step {
         percentile(&self.latencies, p)
     }
 
+    /// Server and generator CPU per PASSED session, in milliseconds.
+    fn cpu_per_session_ms(&self) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        (self.server_cpu + self.generator_cpu).as_secs_f64() * 1e3 / self.latencies.len() as f64
+    }
+
     fn row(&self) -> String {
         let attempts = self.latencies.len() + self.shed + self.failed;
         let shed_rate = if attempts == 0 {
@@ -1130,9 +1178,11 @@ async fn load(args: Args) -> Result<()> {
         "in-process verify_batch (batches of {}): {batched:.0} proofs/s\n",
         args.server.max_batch
     );
+    let mut floor_check_ms = None;
     if args.floor_concurrency > 0 {
         let (rate, server_cpu, own_cpu) =
             transport_floor(&server, &agents, args.floor_concurrency, length).await?;
+        floor_check_ms = Some((server_cpu + own_cpu).as_secs_f64() * 1e3);
         println!(
             "transport floor: {rate:.0} health checks/s at {} in flight; CPU per check: server {:.1} us, load generator {:.1} us\n",
             args.floor_concurrency,
@@ -1146,6 +1196,7 @@ async fn load(args: Args) -> Result<()> {
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let mut peak = 0.0f64;
+    let mut peak_cpu_ms = f64::NAN;
     let mut failures = Vec::new();
     let mut stage_rows = Vec::new();
     for &concurrency in &args.concurrency {
@@ -1155,7 +1206,10 @@ async fn load(args: Args) -> Result<()> {
         if let Some(why) = &step.first_failure {
             failures.push(format!("{}: {why}", step.label));
         }
-        peak = peak.max(step.throughput());
+        if step.throughput() > peak {
+            peak = step.throughput();
+            peak_cpu_ms = step.cpu_per_session_ms();
+        }
     }
     let mut tails = Vec::new();
     for &share in &args.open_shares {
@@ -1183,8 +1237,23 @@ async fn load(args: Args) -> Result<()> {
         );
     }
     println!(
-        "\nsaturation {peak:.0} sessions/s = {:.0}% of in-process batched ({batched:.0} proofs/s; target >= 70%)",
-        100.0 * peak / batched
+        "\nsaturation {peak:.0} sessions/s = {:.0}% of in-process batched ({batched:.0} proofs/s; target >= {:.0}%)",
+        100.0 * peak / batched,
+        THROUGHPUT_TARGET * 100.0,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let budget = budget(cores, batched, floor_check_ms);
+    println!(
+        "CPU per session that {:.0} sessions/s leave on {cores} cores (server and generator together): {:.3} ms; \
+         the proof at the in-process rate {:.3} ms, the transport (at least {SESSION_EXCHANGES} health checks' worth) {}, \
+         leaving {:.3} ms for authentication, storage and audit; a session at saturation cost {peak_cpu_ms:.3} ms",
+        THROUGHPUT_TARGET * batched,
+        budget.allowed,
+        budget.proof,
+        budget
+            .transport
+            .map_or_else(|| "not measured".to_string(), |t| format!("{t:.3} ms")),
+        budget.rest,
     );
     println!("\nThe server's own split of SubmitProof, from its metrics endpoint (p99 interpolated inside histogram buckets). engine: the engine's whole part, for submissions that reached a verdict; lookup: reading the device, session and customer; verify: handing the proofs to the verifier until the verdicts come back, which holds queue (waiting for a batch to start) and batch (the batch verification); record: committing the resolution, verdict and audit records, which holds write queue (waiting for a group commit to start; every write, of the session's start and push delivery too) and group commit (one group's transaction). Reply latency less engine is gRPC and authentication.\n");
     println!("{}", stages::header());
@@ -1218,6 +1287,24 @@ mod tests {
                 .to_string();
             assert!(error.contains(bad), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_budget_divides_the_cores_time_at_the_target_rate() {
+        // 2 cores, 4,000 proofs/s in-process: 70% is 2,800 sessions/s, so
+        // 2,000 ms of CPU a second over 2,800 sessions.
+        let with_floor = budget(2, 4_000.0, Some(0.035));
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(with_floor.allowed, 2_000.0 / 2_800.0));
+        assert!(close(with_floor.proof, 0.5));
+        assert_eq!(with_floor.transport, Some(4.0 * 0.035));
+        assert!(close(
+            with_floor.rest,
+            2_000.0 / 2_800.0 - 0.5 - 4.0 * 0.035
+        ));
+        let without = budget(2, 4_000.0, None);
+        assert_eq!(without.transport, None);
+        assert!(close(without.rest, 2_000.0 / 2_800.0 - 0.5));
     }
 
     fn main_thread_switches() -> u64 {

@@ -47,14 +47,15 @@ struct Args {
     batch: u64,
 }
 
-/// One measured variant, in the order of [`VARIANTS`].
+/// One measured variant; its discriminant is its index in [`VARIANTS`]
+/// and in a round's timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
-    Floor,
-    Verify,
-    Batch1,
-    Batch2,
-    TwoStreams,
+    Floor = 0,
+    Verify = 1,
+    Batch1 = 2,
+    Batch2 = 3,
+    TwoStreams = 4,
 }
 
 const VARIANTS: [Variant; 5] = [
@@ -65,7 +66,16 @@ const VARIANTS: [Variant; 5] = [
     Variant::TwoStreams,
 ];
 
+/// One round's seconds per proof (per call for the floor and a single
+/// verification), indexed by [`Variant`].
+type Round = [f64; VARIANTS.len()];
+
 impl Variant {
+    /// This variant's timing in `round`.
+    fn of(self, round: &Round) -> f64 {
+        round[self as usize]
+    }
+
     fn label(self, batch: usize) -> String {
         match self {
             Self::Floor => "floor: 3-pair Miller loop + final exp, 1 thread".into(),
@@ -79,11 +89,11 @@ impl Variant {
     }
 }
 
-/// A ratio target: the ratio's name, how to compute it from one round's
-/// seconds per proof (indexed like [`VARIANTS`]), and its bound.
+/// A ratio target: the ratio's name, how to compute it from one round,
+/// and its bound.
 struct Target {
     name: String,
-    ratio: fn(&[f64]) -> f64,
+    ratio: fn(&Round) -> f64,
     bound: Bound,
 }
 
@@ -117,45 +127,79 @@ fn targets(batch: usize) -> Vec<Target> {
     vec![
         Target {
             name: "verify from bytes / floor".into(),
-            ratio: |t| t[1] / t[0],
+            ratio: |t| Variant::Verify.of(t) / Variant::Floor.of(t),
             bound: Bound::AtMost(1.2),
         },
         Target {
             name: format!("batch of {batch}, 1 thread, per proof / floor"),
-            ratio: |t| t[2] / t[0],
+            ratio: |t| Variant::Batch1.of(t) / Variant::Floor.of(t),
             bound: Bound::AtMost(0.35),
         },
         Target {
             name: format!("batch of {batch}: 2 threads' throughput / 1 thread's"),
-            ratio: |t| t[2] / t[3],
+            ratio: |t| Variant::Batch1.of(t) / Variant::Batch2.of(t),
             bound: Bound::AtLeast(1.7),
         },
         Target {
             name: "two one-thread batches at once / one (what two cores give)".into(),
-            ratio: |t| t[2] / t[4],
+            ratio: |t| Variant::Batch1.of(t) / Variant::TwoStreams.of(t),
             bound: Bound::None,
         },
         Target {
             name: "2-thread batch / two one-thread batches at once".into(),
-            ratio: |t| t[4] / t[3],
+            ratio: |t| Variant::TwoStreams.of(t) / Variant::Batch2.of(t),
             bound: Bound::None,
         },
     ]
 }
 
-/// The `q`-quantile (0 to 1) of `values`, interpolating linearly between
-/// order statistics, as numpy's default does. `None` when empty.
-fn quantile(values: &[f64], q: f64) -> Option<f64> {
-    if values.is_empty() || !(0.0..=1.0).contains(&q) {
+/// The `q`-quantile (0 to 1) of `sorted` (ascending), interpolating
+/// linearly between order statistics, as numpy's default does. `None` when
+/// empty or `q` is outside 0 to 1.
+fn quantile_of_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() || !(0.0..=1.0).contains(&q) {
         return None;
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
     let position = q * (sorted.len() - 1) as f64;
     let below = position.floor() as usize;
     let above = position.ceil() as usize;
     let weight = position - below as f64;
     Some(sorted[below] * (1.0 - weight) + sorted[above] * weight)
+}
+
+/// The median, quartiles and range of a set of values, sorted once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    min: f64,
+    lower_quartile: f64,
+    median: f64,
+    upper_quartile: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// `None` when `values` is empty.
+    fn of(values: &[f64]) -> Option<Self> {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p| quantile_of_sorted(&sorted, p);
+        Some(Self {
+            min: q(0.0)?,
+            lower_quartile: q(0.25)?,
+            median: q(0.5)?,
+            upper_quartile: q(0.75)?,
+            max: q(1.0)?,
+        })
+    }
+
+    /// `| median | quartiles | min to max |` cells, with `digits` decimals
+    /// and `unit` after the median.
+    fn cells(&self, digits: usize, unit: &str) -> String {
+        format!(
+            "{:.digits$}{unit} | {:.digits$} to {:.digits$} | {:.digits$} to {:.digits$}",
+            self.median, self.lower_quartile, self.upper_quartile, self.min, self.max
+        )
+    }
 }
 
 /// The order in which round `round` runs the variants: a rotation, so
@@ -275,17 +319,13 @@ fn measure(variant: Variant, f: &Fixtures, pools: &Pools, block: Duration) -> f6
                 assert!(f.verifier.verify(&f.key_id, proof, inputs).is_accepted());
             })
         }),
-        Variant::Batch1 => {
-            pools
-                .one
-                .install(|| time_block(block, || assert!(f.verify_batch())))
-                / n
-        }
-        Variant::Batch2 => {
-            pools
-                .two
-                .install(|| time_block(block, || assert!(f.verify_batch())))
-                / n
+        Variant::Batch1 | Variant::Batch2 => {
+            let pool = if variant == Variant::Batch1 {
+                &pools.one
+            } else {
+                &pools.two
+            };
+            pool.install(|| time_block(block, || assert!(f.verify_batch()))) / n
         }
         Variant::TwoStreams => {
             let start = Barrier::new(2);
@@ -317,16 +357,11 @@ fn main() -> anyhow::Result<()> {
         other: pool(1).context("thread pool")?,
     };
 
-    // rounds[r][v]: seconds per proof of variant v in round r.
-    let mut rounds: Vec<[f64; VARIANTS.len()]> = Vec::new();
+    let mut rounds: Vec<Round> = Vec::new();
     for round in 0..=args.rounds as usize {
-        let mut times = [0.0; VARIANTS.len()];
+        let mut times: Round = [0.0; VARIANTS.len()];
         for variant in round_order(round) {
-            let index = VARIANTS
-                .iter()
-                .position(|v| *v == variant)
-                .context("variant")?;
-            times[index] = measure(variant, &fixtures, &pools, block);
+            times[variant as usize] = measure(variant, &fixtures, &pools, block);
         }
         // Round 0 warms caches, pools and the core's clock; it is not counted.
         if round > 0 {
@@ -340,31 +375,22 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| measure | median | quartiles | min to max |");
     println!("|---|---|---|---|");
-    for (index, variant) in VARIANTS.iter().enumerate() {
-        let ms: Vec<f64> = rounds.iter().map(|t| t[index] * 1e3).collect();
-        let q = |p| quantile(&ms, p).unwrap_or(f64::NAN);
-        println!(
-            "| {} | {:.4} ms | {:.4} to {:.4} | {:.4} to {:.4} |",
-            variant.label(batch),
-            q(0.5),
-            q(0.25),
-            q(0.75),
-            q(0.0),
-            q(1.0)
-        );
+    for variant in VARIANTS {
+        let ms: Vec<f64> = rounds.iter().map(|t| variant.of(t) * 1e3).collect();
+        let spread = Spread::of(&ms).context("no rounds")?;
+        println!("| {} | {} |", variant.label(batch), spread.cells(4, " ms"));
     }
     println!("\n| ratio, within each round | target | median | quartiles | min to max | rounds within target | result |");
     println!("|---|---|---|---|---|---|---|");
     let mut missed = Vec::new();
     for target in targets(batch) {
         let ratios: Vec<f64> = rounds.iter().map(|t| (target.ratio)(t)).collect();
-        let q = |p| quantile(&ratios, p).unwrap_or(f64::NAN);
-        let median = q(0.5);
+        let spread = Spread::of(&ratios).context("no rounds")?;
         let within = ratios
             .iter()
             .filter(|r| target.bound.holds(**r) == Some(true))
             .count();
-        let (within, result) = match target.bound.holds(median) {
+        let (within, result) = match target.bound.holds(spread.median) {
             None => ("".into(), ""),
             Some(true) => (format!("{within} of {}", ratios.len()), "pass"),
             Some(false) => {
@@ -373,13 +399,10 @@ fn main() -> anyhow::Result<()> {
             }
         };
         println!(
-            "| {} | {} | {median:.3} | {:.3} to {:.3} | {:.3} to {:.3} | {within} | {result} |",
+            "| {} | {} | {} | {within} | {result} |",
             target.name,
             target.bound.text(),
-            q(0.25),
-            q(0.75),
-            q(0.0),
-            q(1.0),
+            spread.cells(3, ""),
         );
     }
     if missed.is_empty() {
@@ -399,18 +422,34 @@ mod tests {
 
     #[test]
     fn quantiles_interpolate_between_order_statistics() {
-        let values = [4.0, 1.0, 3.0, 2.0];
-        assert_eq!(quantile(&values, 0.0), Some(1.0));
-        assert_eq!(quantile(&values, 1.0), Some(4.0));
-        assert_eq!(quantile(&values, 0.5), Some(2.5));
-        assert_eq!(quantile(&values, 0.25), Some(1.75));
-        assert_eq!(quantile(&[7.0], 0.5), Some(7.0));
-        assert_eq!(quantile(&[], 0.5), None);
-        assert_eq!(quantile(&values, 1.5), None);
+        let sorted = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile_of_sorted(&sorted, 0.0), Some(1.0));
+        assert_eq!(quantile_of_sorted(&sorted, 1.0), Some(4.0));
+        assert_eq!(quantile_of_sorted(&sorted, 0.5), Some(2.5));
+        assert_eq!(quantile_of_sorted(&sorted, 0.25), Some(1.75));
+        assert_eq!(quantile_of_sorted(&[7.0], 0.5), Some(7.0));
+        assert_eq!(quantile_of_sorted(&[], 0.5), None);
+        assert_eq!(quantile_of_sorted(&sorted, 1.5), None);
+        // The spread sorts its input itself.
+        assert_eq!(
+            Spread::of(&[4.0, 1.0, 3.0, 2.0]),
+            Some(Spread {
+                min: 1.0,
+                lower_quartile: 1.75,
+                median: 2.5,
+                upper_quartile: 3.25,
+                max: 4.0,
+            })
+        );
+        assert_eq!(Spread::of(&[]), None);
     }
 
     #[test]
     fn every_variant_takes_every_place_once_per_cycle() {
+        // A round's timings are indexed by discriminant.
+        for (index, variant) in VARIANTS.iter().enumerate() {
+            assert_eq!(*variant as usize, index, "{variant:?}");
+        }
         for place in 0..VARIANTS.len() {
             let mut seen: Vec<Variant> = (0..VARIANTS.len())
                 .map(|round| round_order(round)[place])

@@ -774,12 +774,18 @@ impl Step {
         percentile(&self.latencies, p)
     }
 
+    /// `total` per PASSED session (NaN when none passed).
+    fn per_session(&self, total: f64) -> f64 {
+        if self.latencies.is_empty() {
+            f64::NAN
+        } else {
+            total / self.latencies.len() as f64
+        }
+    }
+
     /// Server and generator CPU per PASSED session, in milliseconds.
     fn cpu_per_session_ms(&self) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        (self.server_cpu + self.generator_cpu).as_secs_f64() * 1e3 / self.latencies.len() as f64
+        self.per_session((self.server_cpu + self.generator_cpu).as_secs_f64() * 1e3)
     }
 
     fn row(&self) -> String {
@@ -789,13 +795,7 @@ impl Step {
         } else {
             100.0 * self.shed as f64 / attempts as f64
         };
-        let per_session = |total: f64| {
-            if self.latencies.is_empty() {
-                f64::NAN
-            } else {
-                total / self.latencies.len() as f64
-            }
-        };
+        let per_session = |total: f64| self.per_session(total);
         let cpu_ms = |cpu: Duration| cpu.as_secs_f64() * 1e3;
         format!(
             "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {} | {:.3} | {:.3} | {:.1} | {:.0} | {:.1} |",
